@@ -1,0 +1,1054 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of model-file scanners: picklescan, modelscan, fickling, ModelAudit
+and secmlops.
+
+Usage::
+
+    python benchmarks/model_scan.py                  # full run (~15 min on 2 cores)
+    python benchmarks/model_scan.py --quick          # smaller speed corpus
+    python benchmarks/model_scan.py --json out.json  # also write every number as JSON
+    python benchmarks/model_scan.py --tools picklescan,secmlops --skip-speed
+
+What it measures
+================
+*Detection*: every tool scans every file of one corpus, one process per file (so each verdict
+belongs to exactly one file), each call bounded by ``--timeout``.  Recall is the share of
+malicious files flagged, the false-positive rate (FPR) the share of benign files flagged.
+The corpus is ``tests/scan/models/samples.py`` (``MALICIOUS``, ``BENIGN``, ``write_corpus``)
+plus a larger realistic benign set produced with the real libraries of the project venv
+(``torch.save`` state_dicts and checkpoints in zip and legacy formats, ``joblib.dump`` of fitted
+scikit-learn estimators with every compression, ``numpy.save``/``savez``/``savez_compressed``,
+``pandas.to_pickle``, ``pickle.dump`` of estimators).  While ``samples.py`` does not exist a small
+stand-in corpus built here (``_fallback_samples``, clearly reported as such) takes its place.
+Every malicious sample's payload would create a marker file if it were ever executed; the
+marker is checked after each tool so a scanner that *runs* a payload is caught.
+
+*Speed*: every tool scans (a) one folder of >= 1,000 small files (pickles, torch checkpoints,
+joblib files) in a single invocation -> files/s, and (b) one >= 500 MB ``torch.save`` zip
+checkpoint of float32 tensors -> seconds.  Wall-clock time of the whole process, including
+interpreter start-up, page cache warmed beforehand; the number of files each tool says it
+scanned is reported next to the rate, because skipping files is faster than scanning them.
+
+Ratios are relative to secmlops (tool / secmlops): for recall and files/s above 1 means better
+than secmlops, for FPR and seconds above 1 means worse.
+
+How a verdict is read ("flagged")
+=================================
+Each call ends in one outcome: ``finding``, ``error`` (the tool says it could not scan the
+file), ``crash`` (unhandled exception / traceback), ``clean``, ``skipped`` (the tool says the
+file is unsupported or scanned no file) or ``timeout``.  A file counts as *flagged* when the
+outcome is ``finding``, ``error`` or ``crash`` -- the most favourable honest reading for every
+tool: whatever makes the tool's gate fail (or, for a crash, would make an operator stop) counts
+for the tool's recall (and, symmetrically, against its FPR).  ``skipped``, ``clean`` and
+``timeout`` are not flagged: a scanner that waves an unsupported file through is failing open,
+which is exactly what this benchmark measures.
+
+* **secmlops** -- ``secmlops scan models FILE --format json --output OUT``: flagged when the JSON
+  has a finding at severity >= high or any entry in ``errors`` (exit 2 = could not complete,
+  fail closed, is an error too).
+* **picklescan** -- ``picklescan -p FILE``: exit 1 (dangerous globals) -> finding, exit 2 (scan
+  error) -> error, exit 0 with ``Scanned files: 0`` -> skipped (picklescan routes by file
+  extension / magic bytes), a logged ``Unhandled exception`` -> crash (picklescan then exits 0).
+  Default mode: "suspicious" (unknown) globals do not count -- they are not dangerous by
+  picklescan's own verdict and ``--strict`` would flag most scikit-learn files.
+* **modelscan** -- ``modelscan -p FILE -r json -o OUT``: any reported issue (any severity) ->
+  finding, any entry in ``errors`` or exit 2 -> error, exit 3 ("no supported files") or the file
+  in ``skipped`` -> skipped.
+* **fickling** -- fickling's CLI ``--check-safety`` only parses a raw pickle stream (a torch zip
+  is a parse error there), so the file is read the way fickling's own multi-format scan
+  (``fickling --huggingface``) reads each repository file, through its public API: a zip
+  (torch or plain) -> ``fickling.scan_zip_archive`` (members named .pkl/.pickle/.bin), a valid
+  pickle or a .bin/.pkl/.pickle name -> ``fickling.scan_file``; 7z/TAR/NumPy-pickle and other
+  files -> skipped, as fickling itself does.  Flagged when a result is not ``is_safe``
+  (severity > LIKELY_SAFE) -> finding, or carries parse/analysis errors -> error.
+* **ModelAudit** -- ``modelaudit scan FILE --format json --output OUT --no-cache``: an issue
+  at severity ``warning`` or ``critical`` -> finding (``info``/``debug`` are informational by
+  ModelAudit's own account and do not change its exit code semantics), ``has_errors`` / exit 2 /
+  an issue that reports a scan failure -> error, ``files_scanned == 0`` or the file listed as
+  skipped/unsupported -> skipped.  Telemetry is switched off (``PROMPTFOO_DISABLE_TELEMETRY``,
+  ``NO_ANALYTICS``) and the Hugging Face hub set offline; there is no network here anyway.
+
+Peer tools live in their own virtual environments, one per tool (their pins conflict), under
+``benchmarks/.venv-peers-<tool>/`` (git-ignored): created on first use with ``--peer-python``
+(default: the first of this interpreter, python3.12, python3.11, python3.10 that modelscan
+supports) and reused while the requirement stamp matches (``--reinstall-peers`` forces it).
+secmlops runs from the project venv ``.venv`` (``secmlops`` console script).  Generated files
+live under ``benchmarks/.work/`` (git-ignored); the realistic benign set and the speed corpus are
+generated by ``.venv/bin/python`` (torch, scikit-learn, pandas) and cached there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import concurrent.futures
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import platform
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO_ROOT / "benchmarks"
+WORK_DIR = BENCH_DIR / ".work" / "model_scan"
+PROJECT_VENV = REPO_ROOT / ".venv"
+PROJECT_PYTHON = PROJECT_VENV / "bin" / "python"
+SECMLOPS_BIN = PROJECT_VENV / "bin" / "secmlops"
+
+TOOLS = ("secmlops", "picklescan", "modelscan", "fickling", "modelaudit")
+SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+FLAGGED_OUTCOMES = frozenset({"finding", "error", "crash"})
+
+# Environment for every peer call: no telemetry, no hub look-ups, no colour codes in output.
+PEER_ENV = {
+    "PROMPTFOO_DISABLE_TELEMETRY": "1",
+    "NO_ANALYTICS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "NO_COLOR": "1",
+    "TERM": "dumb",
+    "COLUMNS": "200",
+    "PYTHONWARNINGS": "ignore",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Peer virtual environments
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    name: str
+    requirements: tuple[str, ...]
+    dist: str
+    note: str = ""
+
+
+PEERS: dict[str, PeerSpec] = {
+    "picklescan": PeerSpec("picklescan", ("picklescan==1.0.5",), "picklescan"),
+    "modelscan": PeerSpec(
+        "modelscan",
+        ("modelscan[h5py]==0.8.8",),
+        "modelscan",
+        "h5py extra for Keras .h5; tensorflow extra (SavedModel only) left out",
+    ),
+    "fickling": PeerSpec(
+        "fickling",
+        # fickling 0.1.12 imports typing_extensions on Python < 3.12 without declaring it.
+        ("fickling[archive]==0.1.12", "typing_extensions"),
+        "fickling",
+        "typing_extensions added by hand: fickling 0.1.12 imports it but does not declare it",
+    ),
+    "modelaudit": PeerSpec(
+        "modelaudit",
+        # The optional libraries its scanners list for the formats in the corpus
+        # (`modelaudit scan --list-scanners`); torch/tensorflow only feed the weight
+        # distribution and SavedModel scanners and are left out.
+        ("modelaudit==0.2.54", "h5py", "onnx", "py7zr", "safetensors", "gguf", "jinja2", "dill"),
+        "modelaudit",
+        "optional scanner deps h5py, onnx, py7zr, safetensors, gguf, jinja2, dill installed",
+    ),
+}
+
+
+def peer_venv(tool: str) -> Path:
+    return BENCH_DIR / f".venv-peers-{tool}"
+
+
+def peer_bin(tool: str, exe: str) -> Path:
+    return peer_venv(tool) / "bin" / exe
+
+
+def _python_ok_for_peers(python: str) -> bool:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys, venv; print(sys.version_info[:2] >= (3, 10) "
+             "and sys.version_info[:2] < (3, 13))"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() == "True"
+
+
+def default_peer_python() -> str:
+    candidates = [sys.executable, "python3.12", "python3.11", "python3.10", "python3"]
+    for cand in candidates:
+        exe = cand if os.path.isabs(cand) else shutil.which(cand)
+        if exe and _python_ok_for_peers(exe):
+            return exe
+    raise SystemExit("no Python 3.10-3.12 found for the peer venvs (modelscan needs < 3.13); "
+                     "pass --peer-python")
+
+
+def ensure_peer(spec: PeerSpec, python: str, reinstall: bool, log: Callable[[str], None]) -> None:
+    venv = peer_venv(spec.name)
+    stamp = venv / ".model_scan-stamp.json"
+    want = {"requirements": list(spec.requirements)}
+    if not reinstall and stamp.exists() and (venv / "bin" / "python").exists():
+        with contextlib.suppress(ValueError, OSError):
+            if json.loads(stamp.read_text()) == want:
+                return
+    log(f"  creating {venv.relative_to(REPO_ROOT)} ({' '.join(spec.requirements)}) ...")
+    if venv.exists():
+        shutil.rmtree(venv)
+    t0 = time.monotonic()
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    proc = subprocess.run(
+        [*pip, "install", "--quiet", *spec.requirements],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise SystemExit(f"pip install for {spec.name} failed:\n{proc.stdout}\n{proc.stderr}")
+    stamp.write_text(json.dumps(want))
+    log(f"  {spec.name}: installed in {time.monotonic() - t0:.0f}s")
+
+
+def peer_version(tool: str) -> str:
+    if tool == "secmlops":
+        py = PROJECT_PYTHON
+        dist = "secmlops"
+    else:
+        py = peer_bin(tool, "python")
+        dist = PEERS[tool].dist
+    proc = subprocess.run(
+        [str(py), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    return proc.stdout.strip() or "?"
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus: tests/scan/models/samples.py, or the stand-in below while it does not exist
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    name: str
+    family: str
+    malicious: bool
+    path: Path
+    origin: str  # "samples.py", "fallback" or "realistic"
+
+
+def _binunicode(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _short_binunicode(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _call(
+    module: str, name: str, *args: str, proto: int = 2, stack_global: bool = False,
+    tail: bytes = b"",
+) -> bytes:
+    """A pickle whose loading calls module.name(*args) -- built opcode by opcode; ``tail``
+    holds raw opcodes for extra arguments pushed after the string ones."""
+    head = b"\x80" + bytes([proto]) if proto >= 2 else b""
+    if stack_global:
+        func = _short_binunicode(module) + _short_binunicode(name) + b"\x93"
+    else:
+        func = b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+    if proto == 0:
+        body = b"(" + b"".join(b"V" + a.encode("raw_unicode_escape") + b"\n" for a in args)
+    else:
+        body = b"(" + b"".join(_binunicode(a) for a in args)
+    return head + func + body + tail + b"tR."
+
+
+def _indirect_system(cmd: str) -> bytes:
+    """getattr(__import__('os'), 'system')(cmd) -- no os.system GLOBAL in the stream."""
+    return (
+        b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n(" + _binunicode("os") + b"tR"
+        + _binunicode("system") + b"tR(" + _binunicode(cmd) + b"tR."
+    )
+
+
+def _memo_obfuscated(cmd: str) -> bytes:
+    """posix.system stored in the memo and fetched back before the call."""
+    return (
+        b"\x80\x02cposix\nsystem\nq\x010" + b"h\x01(" + _binunicode(cmd) + b"tR."
+    )
+
+
+def _npy(header: dict[str, Any], payload: bytes) -> bytes:
+    text = repr(header).encode("latin1")
+    total = 10 + len(text) + 1
+    text += b" " * ((64 - total % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + payload
+
+
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _torch_zip(data_pkl: bytes, prefix: str = "archive") -> bytes:
+    return _zip({
+        f"{prefix}/data.pkl": data_pkl,
+        f"{prefix}/byteorder": b"little",
+        f"{prefix}/version": b"3\n",
+        f"{prefix}/.data/serialization_id": b"0123456789",
+    })
+
+
+def _torch_legacy(payload: bytes) -> bytes:
+    import pickle
+
+    magic = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+    version = pickle.dumps(1001, protocol=2)
+    sys_info = pickle.dumps(
+        {"protocol_version": 1001, "little_endian": True,
+         "type_sizes": {"short": 2, "int": 4, "long": 4}},
+        protocol=2,
+    )
+    return magic + version + sys_info + payload + pickle.dumps([], protocol=2)
+
+
+@dataclass(frozen=True)
+class FallbackSample:
+    """Same fields as samples.py's Sample, for the stand-in corpus."""
+
+    name: str
+    family: str
+    malicious: bool
+    suffix: str
+    build: Callable[[str], bytes] = field(repr=False, compare=False)
+
+
+def _fallback_samples() -> list[FallbackSample]:
+    """Stand-in corpus used only while tests/scan/models/samples.py does not exist."""
+    import pickle
+    from collections import OrderedDict
+
+    def touch(m: str) -> str:
+        return f"touch {m}"
+
+    def pyopen(m: str) -> str:
+        return f"open({m!r}, 'a').close()"
+
+    benign_obj = {"weights": [0.5, -1.25, 3.0] * 20, "bias": 0.1, "name": "lin", "shape": (3, 20)}
+    s = FallbackSample
+    return [
+        s("os_system_p2", "raw-pickle", True, ".pkl", lambda m: _call("os", "system", touch(m))),
+        s("posix_system_p4", "raw-pickle", True, ".pickle",
+          lambda m: _call("posix", "system", touch(m), proto=4, stack_global=True)),
+        s("exec_p0_text", "raw-pickle", True, ".pkl",
+          lambda m: _call("__builtin__", "exec", pyopen(m), proto=0)),
+        s("eval_p5", "raw-pickle", True, ".pkl",
+          lambda m: _call("builtins", "eval", pyopen(m), proto=5, stack_global=True)),
+        s("subprocess_getoutput", "raw-pickle", True, ".pkl",
+          lambda m: _call("subprocess", "getoutput", touch(m))),
+        s("runpy_run_code", "raw-pickle", True, ".pkl",
+          lambda m: _call("runpy", "_run_code", pyopen(m), tail=b"}")),
+        s("getattr_import_chain", "obfuscated", True, ".pkl", lambda m: _indirect_system(touch(m))),
+        s("memo_indirection", "obfuscated", True, ".pkl", lambda m: _memo_obfuscated(touch(m))),
+        s("torch_zip_exec", "torch", True, ".pt",
+          lambda m: _torch_zip(_call("builtins", "exec", pyopen(m)))),
+        s("torch_zip_renamed_prefix", "torch", True, ".pth",
+          lambda m: _torch_zip(_call("os", "system", touch(m)), prefix="resnet_final")),
+        s("torch_legacy_system", "torch", True, ".bin",
+          lambda m: _torch_legacy(_call("os", "system", touch(m)))),
+        s("joblib_gzip", "joblib", True, ".joblib",
+          lambda m: gzip.compress(_call("os", "system", touch(m)))),
+        s("joblib_zlib", "joblib", True, ".joblib",
+          lambda m: zlib.compress(_call("os", "system", touch(m)))),
+        s("joblib_lzma", "joblib", True, ".joblib",
+          lambda m: lzma.compress(_call("os", "system", touch(m)))),
+        s("joblib_bz2", "joblib", True, ".joblib",
+          lambda m: bz2.compress(_call("os", "system", touch(m)))),
+        s("npy_object_array", "numpy", True, ".npy",
+          lambda m: _npy({"descr": "|O", "fortran_order": False, "shape": (1,)},
+                         _call("os", "system", touch(m), proto=3))),
+        s("npz_object_member", "numpy", True, ".npz",
+          lambda m: _zip({"arr_0.npy": _npy({"descr": "|O", "fortran_order": False,
+                                             "shape": (1,)}, _call("os", "system", touch(m)))})),
+        s("zip_wrapped_pickle", "archive", True, ".zip",
+          lambda m: _zip({"model/model.pkl": _call("os", "system", touch(m))},
+                         zipfile.ZIP_DEFLATED)),
+        s("zip_in_zip", "archive", True, ".zip",
+          lambda m: _zip({"inner.zip": _zip({"model.pkl": _call("os", "system", touch(m))})})),
+        s("pickle_named_safetensors", "disguised", True, ".safetensors",
+          lambda m: _call("os", "system", touch(m))),
+        s("pickle_named_txt", "disguised", True, ".txt", lambda m: _call("os", "system", touch(m))),
+        s("pickle_no_suffix", "disguised", True, "", lambda m: _call("os", "system", touch(m))),
+        s("plain_dict_p2", "raw-pickle", False, ".pkl",
+          lambda m: pickle.dumps(benign_obj, protocol=2)),
+        s("plain_dict_p5", "raw-pickle", False, ".pickle",
+          lambda m: pickle.dumps(benign_obj, protocol=5)),
+        s("ordered_dict_p0", "raw-pickle", False, ".pkl",
+          lambda m: pickle.dumps(OrderedDict(a=1, b=[2, 3]), protocol=0)),
+        s("npy_float32", "numpy", False, ".npy",
+          lambda m: _npy({"descr": "<f4", "fortran_order": False, "shape": (4,)},
+                         struct.pack("<4f", 1, 2, 3, 4))),
+        s("zip_of_pickles", "archive", False, ".zip",
+          lambda m: _zip({"model/meta.pkl": pickle.dumps(benign_obj, protocol=4)})),
+    ]
+
+
+def load_samples_module() -> Any | None:
+    """tests/scan/models/samples.py if present (tests/ is a package)."""
+    if not (REPO_ROOT / "tests" / "scan" / "models" / "samples.py").exists():
+        return None
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import importlib
+
+    return importlib.import_module("tests.scan.models.samples")
+
+
+def build_sample_corpus(folder: Path, marker: Path) -> tuple[list[CorpusFile], str]:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    module = load_samples_module()
+    if module is not None:
+        paths = module.write_corpus(folder, marker)
+        files = []
+        for sample in [*module.MALICIOUS, *module.BENIGN]:
+            path = paths.get(sample.name)
+            if path is None:
+                raise SystemExit(f"samples.write_corpus() wrote no file for {sample.name!r}")
+            files.append(CorpusFile(sample.name, str(sample.family), bool(sample.malicious),
+                                    Path(path), "samples.py"))
+        return files, "tests/scan/models/samples.py"
+    files = []
+    for sample in _fallback_samples():
+        path = folder / f"{sample.name}{sample.suffix}"
+        path.write_bytes(sample.build(str(marker)))
+        files.append(CorpusFile(sample.name, sample.family, sample.malicious, path, "fallback"))
+    return files, "FALLBACK stand-in corpus (tests/scan/models/samples.py not found)"
+
+
+# --------------------------------------------------------------------------------------------
+# Realistic benign set and speed corpus, generated with the project venv's real libraries
+# --------------------------------------------------------------------------------------------
+
+GENERATOR_SOURCE = r'''
+"""Run by the project venv's python: writes benign files with the real libraries."""
+import json
+import pickle
+import sys
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+warnings.filterwarnings("ignore")
+torch.manual_seed(0)
+RNG = np.random.default_rng(0)
+nn = torch.nn
+
+
+def torch_models():
+    mlp = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3))
+    rnn = nn.ModuleDict({"emb": nn.Embedding(100, 16), "lstm": nn.LSTM(16, 24, batch_first=True),
+                         "head": nn.Linear(24, 3)})
+    tfm = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=True)
+    return {"mlp": mlp, "cnn": cnn, "lstm": rnn, "transformer": tfm}
+
+
+def estimators():
+    x = RNG.standard_normal((120, 6))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    yr = x[:, 0] * 2.0 + RNG.standard_normal(120) * 0.1
+    return {
+        "logreg": LogisticRegression().fit(x, y),
+        "random_forest": RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(x, y),
+        "pipeline_pca_svc": Pipeline([("scale", StandardScaler()), ("pca", PCA(3)),
+                                      ("svc", SVC(probability=True, random_state=0))]).fit(x, y),
+        "gbr": GradientBoostingRegressor(n_estimators=5, random_state=0).fit(x, yr),
+        "kmeans": KMeans(n_clusters=3, n_init=2, random_state=0).fit(x),
+    }
+
+
+def benign(out):
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+
+    def add(name, family, suffix, writer):
+        path = out / f"{name}{suffix}"
+        writer(path)
+        files.append({"name": name, "family": family, "path": str(path)})
+
+    for mname, model in torch_models().items():
+        sd = model.state_dict()
+        add(f"torch_zip_{mname}", "realistic:torch-zip", ".pt", lambda p, sd=sd: torch.save(sd, p))
+        add(f"torch_legacy_{mname}", "realistic:torch-legacy", ".bin",
+            lambda p, sd=sd: torch.save(sd, p, _use_new_zipfile_serialization=False))
+    mlp = torch_models()["mlp"]
+    opt = torch.optim.Adam(mlp.parameters())
+    mlp(torch.randn(4, 32)).sum().backward()
+    opt.step()
+    ckpt = {"epoch": 3, "model_state_dict": mlp.state_dict(), "optimizer_state_dict": opt.state_dict(),
+            "loss": 0.25, "config": {"lr": 1e-3, "layers": [32, 64, 10], "name": "mlp"}}
+    add("torch_zip_checkpoint_adam", "realistic:torch-zip", ".ckpt", lambda p: torch.save(ckpt, p))
+    add("torch_legacy_checkpoint_adam", "realistic:torch-legacy", ".pth",
+        lambda p: torch.save(ckpt, p, _use_new_zipfile_serialization=False))
+    half = {k: v.half() for k, v in mlp.state_dict().items()}
+    bf16 = {k: v.to(torch.bfloat16) for k, v in mlp.state_dict().items()}
+    add("torch_zip_fp16", "realistic:torch-zip", ".pth", lambda p: torch.save(half, p))
+    add("torch_zip_bf16", "realistic:torch-zip", ".bin", lambda p: torch.save(bf16, p))
+    add("torch_legacy_bf16", "realistic:torch-legacy", ".pt",
+        lambda p: torch.save(bf16, p, _use_new_zipfile_serialization=False))
+
+    compressions = {"none": 0, "zlib": 3, "gzip": ("gzip", 3), "bz2": ("bz2", 3),
+                    "lzma": ("lzma", 3), "xz": ("xz", 3)}
+    for ename, est in estimators().items():
+        for cname, compress in compressions.items():
+            add(f"joblib_{ename}_{cname}", f"realistic:joblib-{cname}", ".joblib",
+                lambda p, est=est, c=compress: joblib.dump(est, p, compress=c))
+        add(f"pickle_{ename}", "realistic:sklearn-pickle", ".pkl",
+            lambda p, est=est: p.write_bytes(pickle.dumps(est, protocol=5)))
+
+    arrays = {"float32": RNG.standard_normal((64, 16)).astype(np.float32),
+              "int64": np.arange(1000, dtype=np.int64).reshape(10, 100),
+              "bool": RNG.standard_normal(50) > 0,
+              "structured": np.array([(1, 2.0), (3, 4.0)], dtype=[("a", "<i4"), ("b", "<f8")])}
+    for aname, arr in arrays.items():
+        add(f"numpy_save_{aname}", "realistic:numpy-npy", ".npy", lambda p, a=arr: np.save(p, a))
+    add("numpy_savez", "realistic:numpy-npz", ".npz",
+        lambda p: np.savez(p, **{k: v for k, v in arrays.items() if k != "structured"}))
+    add("numpy_savez_compressed", "realistic:numpy-npz", ".npz",
+        lambda p: np.savez_compressed(p, **arrays))
+
+    df = pd.DataFrame({"x": RNG.standard_normal(50), "y": RNG.integers(0, 5, 50),
+                       "label": [f"c{i % 3}" for i in range(50)],
+                       "when": pd.date_range("2024-01-01", periods=50, freq="h")})
+    for cname, suffix in {"none": ".pkl", "gzip": ".pkl.gz", "bz2": ".pkl.bz2", "xz": ".pkl.xz"}.items():
+        add(f"pandas_dataframe_{cname}", "realistic:pandas", suffix,
+            lambda p: df.to_pickle(p))
+    add("pandas_series", "realistic:pandas", ".pkl", lambda p: df["x"].to_pickle(p))
+    add("pandas_categorical", "realistic:pandas", ".pickle",
+        lambda p: df.astype({"label": "category"}).to_pickle(p))
+    return files
+
+
+def speed(out, n_small, large_tensors):
+    small = out / "small"
+    small.mkdir(parents=True, exist_ok=True)
+    ests = list(estimators().values())
+    for i in range(n_small):
+        kind = i % 3
+        if kind == 0:
+            obj = {"step": i, "weights": RNG.standard_normal(48).tolist(),
+                   "meta": {"run": f"run-{i}", "tags": ["a", "b"]}, "arr": RNG.standard_normal(16)}
+            (small / f"obj_{i:05d}.pkl").write_bytes(pickle.dumps(obj, protocol=2 + i % 4))
+        elif kind == 1:
+            sd = {"fc.weight": torch.randn(16, 8), "fc.bias": torch.zeros(16), "step": i}
+            torch.save(sd, small / f"ckpt_{i:05d}.pt")
+        else:
+            joblib.dump(ests[i % len(ests)], small / f"est_{i:05d}.joblib", compress=(i // 3) % 2 * 3)
+    large = out / "large.pt"
+    sd = {f"layers.{k}.weight": torch.randn(4096, 4096) for k in range(large_tensors)}
+    torch.save(sd, large)
+    return {"small": str(small), "n_small": n_small, "large": str(large),
+            "large_bytes": large.stat().st_size}
+
+
+if __name__ == "__main__":
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    if mode == "benign":
+        result = benign(out)
+    else:
+        result = speed(out, int(sys.argv[3]), int(sys.argv[4]))
+    print(json.dumps(result))
+'''
+
+
+def _run_generator(args: list[str], stamp: Path, want: dict[str, Any], out: Path) -> Any:
+    """Run GENERATOR_SOURCE with the project python, caching its result next to ``stamp``."""
+    want = {**want, "generator": hashlib.sha256(GENERATOR_SOURCE.encode()).hexdigest()[:16]}
+    if stamp.exists():
+        with contextlib.suppress(ValueError, OSError, KeyError):
+            cached = json.loads(stamp.read_text())
+            if cached["want"] == want:
+                return cached["result"]
+    if not PROJECT_PYTHON.exists():
+        raise SystemExit(f"{PROJECT_PYTHON} is missing: the generator needs the project venv")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    script = WORK_DIR / "generate_realistic.py"
+    script.write_text(GENERATOR_SOURCE)
+    proc = subprocess.run(
+        [str(PROJECT_PYTHON), str(script), *args], capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"generator failed ({args[0]}):\n{proc.stderr[-4000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    stamp.write_text(json.dumps({"want": want, "result": result}))
+    return result
+
+
+def build_realistic_benign() -> list[CorpusFile]:
+    out = WORK_DIR / "realistic"
+    result = _run_generator(["benign", str(out)], WORK_DIR / "realistic.stamp.json", {}, out)
+    return [CorpusFile(r["name"], r["family"], False, Path(r["path"]), "realistic")
+            for r in result]
+
+
+def build_speed_corpus(n_small: int, large_mb: int) -> dict[str, Any]:
+    tensor_bytes = 4096 * 4096 * 4
+    n_tensors = max(1, -(-large_mb * 1_000_000 // tensor_bytes))
+    out = WORK_DIR / "speed"
+    return _run_generator(
+        ["speed", str(out), str(n_small), str(n_tensors)], WORK_DIR / "speed.stamp.json",
+        {"n_small": n_small, "n_tensors": n_tensors}, out,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Running the tools
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    outcome: str  # finding | error | crash | clean | skipped | timeout
+    detail: str = ""
+    seconds: float = 0.0
+    exit_code: int | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.outcome in FLAGGED_OUTCOMES
+
+
+@dataclass
+class SpeedResult:
+    seconds: float | None
+    files_scanned: int | None
+    outcome: str  # ok | timeout | crash | error
+    detail: str = ""
+    exit_code: int | None = None
+
+
+@dataclass
+class Proc:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+
+    @property
+    def output(self) -> str:
+        return self.stdout + "\n" + self.stderr
+
+
+def run_bounded(cmd: Sequence[str], timeout: float, cwd: Path, env: dict[str, str]) -> Proc:
+    """Run cmd in its own process group; kill the whole group when the timeout hits."""
+    import signal
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        list(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace",
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    return Proc(None if timed_out else proc.returncode, out, err, time.perf_counter() - t0,
+                timed_out)
+
+
+def _tail(text: str, limit: int = 200) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "")[:limit]
+
+
+def _load_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Tool:
+    name = ""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def missing(self) -> str | None:
+        """Why the tool cannot run, or None."""
+        return None
+
+    def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
+        raise NotImplementedError
+
+    def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
+        raise NotImplementedError
+
+
+class Secmlops(Tool):
+    name = "secmlops"
+
+    def missing(self) -> str | None:
+        if not SECMLOPS_BIN.exists():
+            return f"{SECMLOPS_BIN} not found"
+        proc = run_bounded([str(SECMLOPS_BIN), "--help"], 120, REPO_ROOT, self.env)
+        if proc.returncode != 0:
+            return f"`secmlops --help` failed: {_tail(proc.output)}"
+        return None
+
+    def _run(self, target: Path, timeout: float, scratch: Path) -> tuple[Proc, Any]:
+        out = scratch / "secmlops.json"
+        out.unlink(missing_ok=True)
+        cmd = [str(SECMLOPS_BIN), "scan", "models", str(target), "--format", "json",
+               "--output", str(out)]
+        proc = run_bounded(cmd, timeout, scratch, self.env)
+        report = _load_json(out)
+        if report is None and proc.stdout.strip().startswith("{"):
+            with contextlib.suppress(ValueError):
+                report = json.loads(proc.stdout)
+        return proc, report
+
+    def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
+        proc, report = self._run(path, timeout, scratch)
+        rc = proc.returncode
+        if proc.timed_out:
+            return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+        if not isinstance(report, dict):
+            return Verdict("crash", f"exit {rc}, no JSON: {_tail(proc.output)}", proc.seconds, rc)
+        high = [f for f in report.get("findings", [])
+                if SEVERITY_ORDER.get(str(f.get("severity")), 0) >= SEVERITY_ORDER["high"]]
+        if high:
+            f = high[0]
+            return Verdict("finding", f"{f.get('severity')} {f.get('rule_id')}: {f.get('title')}",
+                           proc.seconds, rc)
+        if report.get("errors") or rc == 2:
+            errs = report.get("errors") or [{"message": f"exit {rc}"}]
+            return Verdict("error", str(errs[0].get("message"))[:200], proc.seconds, rc)
+        if rc not in (0, 1):
+            return Verdict("crash", f"exit {rc}: {_tail(proc.output)}", proc.seconds, rc)
+        return Verdict("clean", "", proc.seconds, rc)
+
+    def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
+        proc, report = self._run(target, timeout, scratch)
+        if proc.timed_out:
+            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+        if not isinstance(report, dict):
+            return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
+        files = {str(f.get("location", {}).get("path")) for f in report.get("findings", [])}
+        summary = report.get("summary") or {}
+        scanned = None
+        for key in ("files_scanned", "scanned_files", "files", "scanned"):
+            value = summary.get(key)
+            if isinstance(value, int):
+                scanned = value
+                break
+            if isinstance(value, list):
+                scanned = len(value)
+                break
+        outcome = "ok" if proc.returncode in (0, 1) else "error"
+        detail = f"{len(report.get('errors', []))} errors, findings in {len(files)} files"
+        return SpeedResult(proc.seconds, scanned, outcome, detail, proc.returncode)
+
+
+class Picklescan(Tool):
+    name = "picklescan"
+
+    def _cmd(self, target: Path) -> list[str]:
+        return [str(peer_bin(self.name, "picklescan")), "-p", str(target)]
+
+    @staticmethod
+    def _scanned(text: str) -> int | None:
+        import re
+
+        m = re.search(r"Scanned files: (\d+)", text)
+        return int(m.group(1)) if m else None
+
+    def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
+        proc = run_bounded(self._cmd(path), timeout, scratch, self.env)
+        rc, text = proc.returncode, proc.output
+        if proc.timed_out:
+            return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+        dangerous = [ln.split(": ", 1)[-1] for ln in text.splitlines() if "dangerous import" in ln]
+        if "Unhandled exception" in text or "Traceback" in text:
+            return Verdict("crash", f"exit {rc}: {_tail(text)}", proc.seconds, rc)
+        if rc == 1 or dangerous:
+            return Verdict("finding", "; ".join(dangerous)[:200], proc.seconds, rc)
+        if rc == 2:
+            return Verdict("error", _tail(text), proc.seconds, rc)
+        if rc != 0:
+            return Verdict("crash", f"exit {rc}: {_tail(text)}", proc.seconds, rc)
+        if self._scanned(text) == 0:
+            return Verdict("skipped", "Scanned files: 0", proc.seconds, rc)
+        return Verdict("clean", "", proc.seconds, rc)
+
+    def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
+        proc = run_bounded(self._cmd(target), timeout, scratch, self.env)
+        if proc.timed_out:
+            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+        outcome = "ok" if proc.returncode in (0, 1) else "error"
+        if "Unhandled exception" in proc.output:
+            outcome = "crash"
+        return SpeedResult(proc.seconds, self._scanned(proc.output), outcome,
+                           _tail(proc.output), proc.returncode)
+
+
+class Modelscan(Tool):
+    name = "modelscan"
+    # Errors that are modelscan's way of saying "unsupported", i.e. a skip.
+    UNSUPPORTED_ERRORS = frozenset({"NESTED_ZIP"})
+
+    def _run(self, target: Path, timeout: float, scratch: Path) -> tuple[Proc, Any]:
+        out = scratch / "modelscan.json"
+        out.unlink(missing_ok=True)
+        cmd = [str(peer_bin(self.name, "modelscan")), "scan", "-p", str(target), "-r", "json",
+               "-o", str(out), "--show-skipped"]
+        proc = run_bounded(cmd, timeout, scratch, self.env)
+        return proc, _load_json(out)
+
+    def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
+        proc, report = self._run(path, timeout, scratch)
+        rc = proc.returncode
+        if proc.timed_out:
+            return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+        if not isinstance(report, dict):
+            return Verdict("crash", f"exit {rc}, no JSON: {_tail(proc.output)}", proc.seconds, rc)
+        issues = report.get("issues") or []
+        if issues:
+            i = issues[0]
+            return Verdict("finding", f"{i.get('severity')}: {i.get('description')}"[:200],
+                           proc.seconds, rc)
+        errors = report.get("errors") or []
+        real = [e for e in errors if e.get("category") not in self.UNSUPPORTED_ERRORS]
+        if real or (rc == 2 and not errors):
+            e = real[0] if real else {"category": "EXIT", "description": _tail(proc.output)}
+            return Verdict("error", f"{e.get('category')}: {e.get('description')}"[:200],
+                           proc.seconds, rc)
+        summary = report.get("summary") or {}
+        scanned = (summary.get("scanned") or {}).get("total_scanned", 0)
+        if errors:
+            e = errors[0]
+            return Verdict("skipped", f"{e.get('category')}: {e.get('description')}"[:200],
+                           proc.seconds, rc)
+        if rc == 3 or not scanned:
+            skipped = (summary.get("skipped") or {}).get("skipped_files") or []
+            why = skipped[0].get("description", "") if skipped and isinstance(skipped[0], dict) else ""
+            return Verdict("skipped", f"exit {rc}: no supported file {why}".strip()[:200],
+                           proc.seconds, rc)
+        return Verdict("clean", "", proc.seconds, rc)
+
+    def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
+        proc, report = self._run(target, timeout, scratch)
+        if proc.timed_out:
+            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+        if not isinstance(report, dict):
+            return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
+        scanned = (report.get("summary", {}).get("scanned") or {}).get("scanned_files") or []
+        files = {s.split(":", 1)[0] for s in scanned}
+        outcome = "ok" if proc.returncode in (0, 1) else "error"
+        detail = f"{len(report.get('errors') or [])} errors, {len(report.get('issues') or [])} issues"
+        return SpeedResult(proc.seconds, len(files), outcome, detail, proc.returncode)
+
+
+FICKLING_DRIVER = r'''
+"""Reads files the way `fickling --huggingface` reads each repository file (fickling/cli.py),
+through fickling's public API; prints one JSON object."""
+import json
+import os
+import sys
+from pathlib import PurePosixPath
+
+import fickling
+from fickling.analysis import Severity
+from fickling.polyglot import find_file_properties
+
+RAW = {".bin", ".pkl", ".pickle"}
+ZIPPED = {".pt", ".pth"}
+
+
+def verdict(path):
+    ext = PurePosixPath(path).suffix.lower()
+    try:
+        props = find_file_properties(path)
+        if props["is_torch_zip"] or props["is_standard_zip"] or ext in ZIPPED:
+            results = list(fickling.scan_zip_archive(path, graceful=True).values())
+            if not results:
+                return {"outcome": "skipped", "detail": "zip without .pkl/.pickle/.bin member"}
+        elif props["is_valid_pickle"] or ext in RAW:
+            results = [fickling.scan_file(path, graceful=True)]
+        elif props.get("is_7z") or props["is_tar"] or props["is_numpy_pickle"]:
+            return {"outcome": "skipped", "detail": "7z/TAR/NumPy archive: not supported"}
+        else:
+            return {"outcome": "skipped", "detail": f"not a pickle (extension {ext!r})"}
+    except Exception as e:  # noqa: BLE001
+        return {"outcome": "crash", "detail": f"{type(e).__name__}: {e}"[:200]}
+    worst = Severity.LIKELY_SAFE
+    for r in results:
+        for a in r.results:
+            if a.severity > worst:
+                worst = a.severity
+    errors = [e for r in results for e in r.errors]
+    if worst > Severity.LIKELY_SAFE:
+        return {"outcome": "finding", "detail": worst.name}
+    if errors:
+        return {"outcome": "error", "detail": errors[0][:200]}
+    if any(not r.is_safe for r in results):
+        return {"outcome": "finding", "detail": max(r.severity for r in results).name}
+    return {"outcome": "clean", "detail": ""}
+
+
+target = sys.argv[1]
+if os.path.isdir(target):
+    counts = {}
+    for root, _dirs, names in os.walk(target):
+        for name in names:
+            v = verdict(os.path.join(root, name))
+            counts[v["outcome"]] = counts.get(v["outcome"], 0) + 1
+    print(json.dumps({"counts": counts}))
+else:
+    print(json.dumps(verdict(target)))
+'''
+
+
+class Fickling(Tool):
+    name = "fickling"
+
+    def _cmd(self, target: Path) -> list[str]:
+        driver = WORK_DIR / "fickling_driver.py"
+        if not driver.exists() or driver.read_text() != FICKLING_DRIVER:
+            driver.write_text(FICKLING_DRIVER)
+        return [str(peer_bin(self.name, "python")), str(driver), str(target)]
+
+    @staticmethod
+    def _parse(proc: Proc) -> Any:
+        try:
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return None
+
+    def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
+        proc = run_bounded(self._cmd(path), timeout, scratch, self.env)
+        if proc.timed_out:
+            return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+        result = self._parse(proc)
+        if not isinstance(result, dict):
+            return Verdict("crash", f"exit {proc.returncode}: {_tail(proc.output)}",
+                           proc.seconds, proc.returncode)
+        return Verdict(result["outcome"], result["detail"], proc.seconds, proc.returncode)
+
+    def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
+        proc = run_bounded(self._cmd(target), timeout, scratch, self.env)
+        if proc.timed_out:
+            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+        result = self._parse(proc)
+        if not isinstance(result, dict):
+            return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
+        counts = result.get("counts") or {"file": 1}
+        if "outcome" in result:
+            counts = {result["outcome"]: 1}
+        scanned = sum(v for k, v in counts.items() if k != "skipped")
+        detail = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        return SpeedResult(proc.seconds, scanned, "ok", detail, proc.returncode)
+
+
+class Modelaudit(Tool):
+    name = "modelaudit"
+
+    def _run(self, target: Path, timeout: float, scratch: Path) -> tuple[Proc, Any]:
+        out = scratch / "modelaudit.json"
+        out.unlink(missing_ok=True)
+        cmd = [str(peer_bin(self.name, "modelaudit")), "scan", str(target), "--format", "json",
+               "--output", str(out), "--no-cache", "--timeout", str(int(timeout))]
+        proc = run_bounded(cmd, timeout + 5, scratch, self.env)
+        if proc.timed_out:
+            proc.seconds = min(proc.seconds, timeout)
+        return proc, _load_json(out)
+
+    @staticmethod
+    def _security(issue: dict[str, Any]) -> bool:
+        return str(issue.get("severity", "")).lower() in ("warning", "critical")
+
+    def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
+        proc, report = self._run(path, timeout, scratch)
+        rc = proc.returncode
+        if proc.timed_out:
+            return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+        if not isinstance(report, dict):
+            return Verdict("crash", f"exit {rc}, no JSON: {_tail(proc.output)}", proc.seconds, rc)
+        issues = report.get("issues") or []
+        security = [i for i in issues if self._security(i)]
+        failed = [c for c in report.get("checks") or []
+                  if c.get("status") == "failed" and self._security(c)]
+        if security or failed:
+            i = (security or failed)[0]
+            return Verdict("finding", f"{i.get('severity')}: {i.get('message')}"[:200],
+                           proc.seconds, rc)
+        scanned = report.get("files_scanned")
+        if rc == 2 and not report.get("has_errors") and not scanned:
+            why = issues[0].get("message", "") if issues else "files_scanned = 0"
+            return Verdict("skipped", str(why)[:200], proc.seconds, rc)
+        if rc == 2 or report.get("has_errors"):
+            why = issues[0].get("message", "") if issues else "operational error / inconclusive"
+            return Verdict("error", str(why)[:200], proc.seconds, rc)
+        if rc not in (0, 1):
+            return Verdict("crash", f"exit {rc}: {_tail(proc.output)}", proc.seconds, rc)
+        if not scanned:
+            return Verdict("skipped", "files_scanned = 0", proc.seconds, rc)
+        return Verdict("clean", "", proc.seconds, rc)
+
+    def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
+        proc, report = self._run(target, timeout, scratch)
+        if proc.timed_out:
+            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+        if not isinstance(report, dict):
+            return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
+        outcome = "ok" if proc.returncode in (0, 1) else "error"
+        issues = report.get("issues") or []
+        detail = (f"{sum(1 for i in issues if self._security(i))} warning/critical issues, "
+                  f"has_errors={report.get('has_errors')}")
+        return SpeedResult(proc.seconds, report.get("files_scanned"), outcome, detail,
+                           proc.returncode)
+
+
+TOOL_CLASSES: dict[str, type[Tool]] = {
+    "secmlops": Secmlops, "picklescan": Picklescan, "modelscan": Modelscan,
+    "fickling": Fickling, "modelaudit": Modelaudit,
+}

@@ -1,0 +1,160 @@
+"""`secmlops` entry point."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from secmlops import __version__
+from secmlops.cli.output import (
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    OutputOpt,
+    QuietOpt,
+    choose_format,
+    emit,
+    gate,
+    progress_bar,
+)
+from secmlops.config import load_config
+from secmlops.errors import Error
+from secmlops.findings import Severity
+
+app = typer.Typer(
+    name="secmlops",
+    help="Secure machine-learning pipelines end to end. Exit codes: 0 clean, 1 findings at or "
+    "above --fail-on, 2 a check could not complete or the command was used wrongly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+scan_app = typer.Typer(help="Read-only checks. Each layer is a subcommand.", no_args_is_help=True)
+app.add_typer(scan_app, name="scan")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"secmlops {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """secmlops: scan, sign, gate and serve ML models safely."""
+
+
+@scan_app.command("models")
+def scan_models(
+    paths: list[Path] = typer.Argument(..., help="Model files or folders (scanned recursively)."),
+    fmt: str | None = FormatOpt,
+    output: Path | None = OutputOpt,
+    fail_on: str | None = FailOnOpt,
+    quiet: bool = QuietOpt,
+    config: Path | None = ConfigOpt,
+    allow: list[str] = typer.Option(
+        [], "--allow", help='Also allow a global, as "module.name:use" (use: ref, new, call). Repeatable.'
+    ),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links."),
+    explain: bool = typer.Option(False, "--explain", help="Text output: show how to fix each finding."),
+) -> None:
+    """Scan model files of every format for code execution and scanner evasions.
+
+    The format is decided from the bytes, never from the file name; pickles are analysed without
+    running them; archives are opened recursively within size, ratio and depth limits.
+    """
+    from secmlops.scan.models import Limits, ModelScanSettings, scan_paths
+    from secmlops.scan.models.allowlist import load_allowlist
+
+    cfg = load_config(config)
+    threshold = Severity.parse(fail_on or cfg.fail_on)
+    form = choose_format(fmt, output)
+    m = cfg.models
+    settings = ModelScanSettings(
+        allowlist=load_allowlist().with_user_entries([*m.allow, *allow]),
+        limits=Limits(m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops),
+        follow_symlinks=follow_symlinks,
+    )
+    with progress_bar("scanning", quiet) as progress:
+        report = scan_paths(paths, settings, progress)
+    emit([report], form, output, explain=explain)
+    raise typer.Exit(gate([report], threshold))
+
+
+@app.command("convert")
+def convert(
+    path: Path = typer.Argument(..., help="A PyTorch checkpoint (zip or legacy format)."),
+    to: str = typer.Option("safetensors", "--to", help="Target format (only safetensors)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Destination (default: PATH with .safetensors)."),
+    max_gb: float = typer.Option(64.0, "--max-gb", help="Refuse checkpoints whose tensors exceed this size."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Convert a PyTorch checkpoint to safetensors without torch and without running its pickle.
+
+    Files the scanner flags (high or critical, or unscannable) are refused with the findings.
+    """
+    from secmlops.errors import UsageError
+
+    if to != "safetensors":
+        raise UsageError(f"cannot convert to {to!r}", hint="only --to safetensors is supported")
+    from secmlops.scan.models.convert import convert_to_safetensors
+
+    out = output or path.with_suffix(".safetensors")
+    result = convert_to_safetensors(path, out, max_bytes=int(max_gb * 2**30))
+    if not quiet:
+        Console(stderr=True).print(
+            f"wrote {out} ({len(result.tensors)} tensors, {result.bytes_written} bytes, "
+            f"{result.seconds:.2f}s)"
+        )
+    raise typer.Exit(0)
+
+
+@app.command("demo")
+def demo(
+    keep: Path | None = typer.Option(None, "--keep", help="Write the example project here and keep it."),
+    fmt: str | None = FormatOpt,
+) -> None:
+    """Build an example ML project (real model files plus harmless attack samples) and scan it."""
+    from secmlops.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(keep, choose_format(fmt, None)))
+
+
+@app.command("rules")
+def list_rules() -> None:
+    """List every rule id with its default severity and title."""
+    from secmlops.scan.models import rules
+
+    for rule in sorted(rules.ALL.values(), key=lambda r: r.rule_id):
+        typer.echo(f"{rule.rule_id:40} {rule.severity.label:9} {rule.title}")
+
+
+def main() -> None:
+    """Console entry point: user errors are one line plus a hint, exit code 2."""
+    try:
+        rc = app(standalone_mode=False)
+    except Error as exc:
+        err = Console(stderr=True, highlight=False)
+        err.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            err.print(f"hint: {exc.hint}")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,80 @@
+"""What every checking command shares: output format, destination, gate and progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from secmlops.errors import UsageError
+from secmlops.findings import Report, Severity
+from secmlops.report import FORMATS, render
+
+FormatOpt = typer.Option(
+    None, "--format", "-f", help="Output format: text (default on a terminal), json or sarif."
+)
+OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file instead of stdout.")
+FailOnOpt = typer.Option(
+    None,
+    "--fail-on",
+    help="Exit 1 when a finding is at or above this severity: info, low, medium, high (default), critical.",
+)
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr.")
+ConfigOpt = typer.Option(None, "--config", help="Configuration file (default: ./secmlops.toml or pyproject.toml).")
+
+
+def choose_format(fmt: str | None, output: Path | None) -> str:
+    if fmt is None:
+        return "text" if output is None or output.suffix not in (".json", ".sarif") else output.suffix[1:]
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def emit(reports: Sequence[Report], fmt: str, output: Path | None, *, explain: bool = False) -> None:
+    color = output is None and sys.stdout.isatty()
+    text = render(reports, fmt, color=color, explain=explain)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def gate(reports: Sequence[Report], fail_on: Severity) -> int:
+    """0 / 1 / 2 as the architecture defines; the worst over all reports."""
+    return max((r.exit_code(fail_on) for r in reports), default=0)
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A Rich progress bar on an interactive stderr only; yields the callback or None."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(path: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=Path(path).name[-40:])
+
+        yield update

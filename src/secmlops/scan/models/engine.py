@@ -1,0 +1,300 @@
+"""The model-scan engine: byte sources, format scanners, recursion into containers, limits.
+
+A `Blob` is anything whose bytes could be loaded by a framework: a file on disk or a member of an
+archive. Every registered `FormatScanner` whose `sniff` accepts the blob's bytes scans it; several
+may (a pickle with a zip appended is both). Formats are decided from bytes, never from names.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from secmlops.errors import ScanError
+from secmlops.findings import Finding, Location, Report, ScanFailure
+from secmlops.scan.models import rules
+from secmlops.scan.models.allowlist import Allowlist, load_allowlist
+
+HEAD_SIZE = 64 * 1024
+TAIL_SIZE = 66 * 1024  # a zip end-of-central-directory record may sit 64 KiB + 22 bytes from the end
+SPOOL_IN_MEMORY = 16 * 2**20
+
+# Extensions that frameworks load: a file so named that no scanner recognises is suspicious.
+MODEL_SUFFIXES = frozenset(
+    {
+        ".pkl", ".pickle", ".pck", ".pcl", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".jbl",
+        ".npy", ".npz", ".h5", ".hdf5", ".keras", ".pb", ".onnx", ".gguf", ".ggml",
+        ".safetensors", ".model", ".mar", ".dill", ".sav", ".tar", ".zip", ".7z", ".gz",
+        ".bz2", ".xz", ".tgz", ".torchscript", ".ptl", ".msgpack", ".tflite",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep hostile containers from exhausting time, memory or disk."""
+
+    max_depth: int = 6
+    max_ratio: float = 250.0  # expanded / compressed, per member and overall
+    max_expanded_bytes: int = 64 * 2**30  # everything extracted from one top-level file
+    max_members: int = 100_000
+    max_pickle_ops: int = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelScanSettings:
+    """What a model scan may treat as safe and how far it may go."""
+
+    allowlist: Allowlist = field(default_factory=load_allowlist)
+    limits: Limits = field(default_factory=Limits)
+    follow_symlinks: bool = False
+
+
+@dataclass(slots=True)
+class Blob:
+    """Bytes under scan: a file on disk or an extracted archive member."""
+
+    location: Location
+    size: int
+    depth: int
+    name: str
+    _open: Callable[[], IO[bytes]]
+    _head: bytes | None = None
+    _tail: bytes | None = None
+
+    def open(self) -> IO[bytes]:
+        """A fresh seekable binary stream over the whole blob."""
+        return self._open()
+
+    @property
+    def head(self) -> bytes:
+        if self._head is None:
+            with self.open() as f:
+                self._head = f.read(HEAD_SIZE)
+        return self._head
+
+    @property
+    def tail(self) -> bytes:
+        if self._tail is None:
+            if self.size <= HEAD_SIZE:
+                self._tail = self.head
+            else:
+                with self.open() as f:
+                    f.seek(max(0, self.size - TAIL_SIZE))
+                    self._tail = f.read()
+        return self._tail
+
+    def read_all(self, limit: int) -> bytes:
+        """All bytes, refusing blobs larger than `limit` (callers parse small structures only)."""
+        if self.size > limit:
+            raise ScanError(f"{self.name}: {self.size} bytes is over the {limit}-byte parse limit")
+        with self.open() as f:
+            return f.read()
+
+    @classmethod
+    def from_path(cls, path: Path, display: str) -> Blob:
+        size = path.stat().st_size
+        return cls(Location(path=display), size, 0, path.name, lambda: open(path, "rb"))  # noqa: SIM115
+
+    @classmethod
+    def from_bytes(cls, data: bytes, location: Location, depth: int, name: str) -> Blob:
+        return cls(location, len(data), depth, name, lambda: io.BytesIO(data))
+
+
+class FormatScanner(Protocol):
+    """One model format. Register implementations in `secmlops.scan.models.formats`."""
+
+    name: str
+
+    def sniff(self, blob: Blob) -> bool:
+        """Whether a framework could load these bytes as this format (look at head/tail only)."""
+
+    def scan(self, blob: Blob, ctx: ScanContext) -> None:
+        """Report findings through `ctx`; raise `ScanError` when the blob cannot be checked."""
+
+
+class ExpansionBudget:
+    """Bytes that may still be extracted from one top-level file (zip-bomb guard)."""
+
+    def __init__(self, limit: int) -> None:
+        self.remaining = limit
+
+    def take(self, n: int) -> bool:
+        self.remaining -= n
+        return self.remaining >= 0
+
+
+class ScanContext:
+    """Passed to every scanner: where findings go, how to recurse, and the settings."""
+
+    def __init__(
+        self,
+        report: Report,
+        settings: ModelScanSettings,
+        scanners: Sequence[FormatScanner],
+        workdir: Path,
+    ) -> None:
+        self.report = report
+        self.settings = settings
+        self.scanners = scanners
+        self.workdir = workdir
+        self.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
+        self.formats_seen: dict[str, int] = {}
+
+    @property
+    def allowlist(self) -> Allowlist:
+        return self.settings.allowlist
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+    def emit(self, finding: Finding) -> None:
+        self.report.add(finding)
+
+    def fail(self, location: Location, message: str) -> None:
+        """The blob could not be fully checked: an error finding and a failure (exit 2)."""
+        self.report.add(rules.SCAN_INCOMPLETE.finding(location, message))
+        self.report.errors.append(ScanFailure(location, message))
+
+    def spool(self) -> IO[bytes]:
+        """A temporary byte buffer that moves to disk past a few MiB (for extracted members)."""
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=self.workdir)  # noqa: SIM115
+
+    def child_blob(self, parent: Blob, member: str, data: IO[bytes] | bytes) -> Blob:
+        """A blob for an extracted member. `data` is consumed (bytes or a rewound spool)."""
+        location = parent.location.child(member)
+        name = member.rsplit("/", 1)[-1] or member
+        if isinstance(data, bytes):
+            return Blob.from_bytes(data, location, parent.depth + 1, name)
+        data.seek(0, os.SEEK_END)
+        size = data.tell()
+        fd, tmp = tempfile.mkstemp(dir=self.workdir)
+        with os.fdopen(fd, "wb") as out:
+            data.seek(0)
+            shutil.copyfileobj(data, out, 1 << 20)
+        data.close()
+        path = Path(tmp)
+        return Blob(location, size, parent.depth + 1, name, lambda: open(path, "rb"))  # noqa: SIM115
+
+    def scan_child(self, blob: Blob) -> None:
+        """Scan an extracted member like a file, within the depth limit."""
+        if blob.depth > self.limits.max_depth:
+            self.emit(
+                rules.ARCHIVE_DEPTH.finding(
+                    blob.location,
+                    f"nested {blob.depth} containers deep (limit {self.limits.max_depth}); "
+                    "the content below this level was not scanned",
+                    {"depth": blob.depth, "limit": self.limits.max_depth},
+                )
+            )
+            self.report.errors.append(ScanFailure(blob.location, "nesting limit reached"))
+            return
+        scan_blob(blob, self)
+
+
+def scan_blob(blob: Blob, ctx: ScanContext) -> None:
+    """Run every scanner that recognises the blob; flag model-named files nobody recognises."""
+    matched = False
+    for scanner in ctx.scanners:
+        try:
+            if not scanner.sniff(blob):
+                continue
+        except OSError as exc:
+            ctx.fail(blob.location, f"could not read: {exc}")
+            return
+        matched = True
+        ctx.formats_seen[scanner.name] = ctx.formats_seen.get(scanner.name, 0) + 1
+        try:
+            scanner.scan(blob, ctx)
+        except ScanError as exc:
+            ctx.fail(blob.location, f"{scanner.name}: {exc.message}")
+        except (OSError, EOFError) as exc:
+            ctx.fail(blob.location, f"{scanner.name}: could not read: {exc}")
+        except (ValueError, IndexError, KeyError, RecursionError, MemoryError) as exc:
+            # A parser of hostile bytes tripped: never a crash, never "clean".
+            ctx.fail(blob.location, f"{scanner.name}: malformed content ({type(exc).__name__}: {exc})")
+    if matched:
+        ctx.report.bytes_scanned += blob.size if blob.depth == 0 else 0
+        return
+    suffix = Path(blob.name).suffix.lower()
+    if suffix in MODEL_SUFFIXES and blob.size > 0:
+        ctx.emit(
+            rules.FORMAT_UNKNOWN.finding(
+                blob.location,
+                f"named like a model file ({suffix}) but its bytes match no known model format",
+                {"suffix": suffix, "size": blob.size, "head": blob.head[:16].hex()},
+            )
+        )
+    elif blob.depth == 0:
+        ctx.report.files_skipped += 1
+
+
+def iter_files(paths: Sequence[Path], follow_symlinks: bool) -> Iterator[tuple[Path, str]]:
+    """Every regular file under `paths` (recursively), with the path to display."""
+    for root in paths:
+        if root.is_symlink() and not follow_symlinks:
+            yield root, str(root)
+            continue
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+                dirnames.sort()
+                for fname in sorted(filenames):
+                    full = Path(dirpath) / fname
+                    yield full, str(full)
+        else:
+            yield root, str(root)
+
+
+def scan_paths(
+    paths: Sequence[Path | str],
+    settings: ModelScanSettings | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Report:
+    """Scan model files and folders (recursively) and return the report.
+
+    `progress(path, done, total)` is called after each top-level file.
+    """
+    from secmlops.scan.models.formats import SCANNERS
+
+    settings = settings or ModelScanSettings()
+    report = Report(kind="models", rules=dict(rules.ALL))
+    started = time.perf_counter()
+    targets = [Path(p) for p in paths]
+    for target in targets:
+        if not target.exists() and not target.is_symlink():
+            raise ScanError(f"no such file or folder: {target}")
+    files = list(iter_files(targets, settings.follow_symlinks))
+    with tempfile.TemporaryDirectory(prefix="secmlops-scan-") as tmp:
+        ctx = ScanContext(report, settings, SCANNERS, Path(tmp))
+        for done, (path, display) in enumerate(files, start=1):
+            location = Location(path=display)
+            ctx.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
+            if path.is_symlink() and not settings.follow_symlinks:
+                report.add(
+                    rules.SYMLINK.finding(
+                        location,
+                        f"symbolic link to {os.readlink(path)!r} was not followed",
+                        {"target": os.readlink(path)},
+                    )
+                )
+            elif not path.is_file():
+                report.files_skipped += 1
+            else:
+                try:
+                    blob = Blob.from_path(path, display)
+                    report.files_scanned += 1
+                    scan_blob(blob, ctx)
+                except OSError as exc:
+                    ctx.fail(location, f"could not read: {exc.strerror or exc}")
+            if progress is not None:
+                progress(display, done, len(files))
+    report.seconds = time.perf_counter() - started
+    return report

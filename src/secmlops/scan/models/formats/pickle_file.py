@@ -1,0 +1,43 @@
+"""Raw pickle streams (plain pickles, joblib files, legacy PyTorch files, pandas pickles)."""
+
+from __future__ import annotations
+
+from secmlops.scan.models import rules
+from secmlops.scan.models.engine import Blob, ScanContext
+from secmlops.scan.models.pickle import findings_for, iter_pickles, looks_like_pickle
+
+
+class PickleScanner:
+    """Every stream a pickle loader would accept, whatever the file is called."""
+
+    name = "pickle"
+
+    def sniff(self, blob: Blob) -> bool:
+        from secmlops.scan.models.allowlist import load_allowlist
+
+        return looks_like_pickle(blob.head, blob.size, load_allowlist())
+
+    def scan(self, blob: Blob, ctx: ScanContext) -> None:
+        scan_pickle_stream(blob, ctx)
+
+
+def scan_pickle_stream(blob: Blob, ctx: ScanContext, start: int = 0) -> int:
+    """Analyse every consecutive pickle from `start`; returns where the last one ended."""
+    end = start
+    with blob.open() as f:
+        f.seek(start)
+        for index, analysis in enumerate(
+            iter_pickles(f, blob.size, ctx.allowlist, max_ops=ctx.limits.max_pickle_ops)
+        ):
+            for finding in findings_for(analysis, ctx.allowlist, blob.location, index=index):
+                ctx.emit(finding)
+            if index == 1:
+                ctx.emit(
+                    rules.PICKLE_MULTIPLE.finding(
+                        blob.location.at_offset(analysis.start),
+                        "the file holds more than one pickle; loaders that call load() "
+                        "repeatedly (legacy PyTorch, custom loaders) run each of them",
+                    )
+                )
+            end = analysis.end
+    return end
