@@ -996,10 +996,8 @@ class Modelaudit(Tool):
         out = scratch / "modelaudit.json"
         out.unlink(missing_ok=True)
         cmd = [str(peer_bin(self.name, "modelaudit")), "scan", str(target), "--format", "json",
-               "--output", str(out), "--no-cache", "--timeout", str(int(timeout))]
-        proc = run_bounded(cmd, timeout + 5, scratch, self.env)
-        if proc.timed_out:
-            proc.seconds = min(proc.seconds, timeout)
+               "--output", str(out), "--no-cache"]
+        proc = run_bounded(cmd, timeout, scratch, self.env)
         return proc, _load_json(out)
 
     @staticmethod
@@ -1052,3 +1050,409 @@ TOOL_CLASSES: dict[str, type[Tool]] = {
     "secmlops": Secmlops, "picklescan": Picklescan, "modelscan": Modelscan,
     "fickling": Fickling, "modelaudit": Modelaudit,
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def tool_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env.update(PEER_ENV)
+    return env
+
+
+def check_marker(marker: Path, tool: str, executed: dict[str, bool]) -> None:
+    if marker.exists():
+        executed[tool] = True
+        log(f"  !! {tool}: the payload marker {marker} appeared -- a payload was EXECUTED")
+        marker.unlink()
+
+
+def run_detection(
+    tool: Tool, corpus: list[CorpusFile], timeout: float, jobs: int, marker: Path,
+    executed: dict[str, bool],
+) -> dict[str, Verdict]:
+    scratch_root = WORK_DIR / "scratch" / tool.name
+    shutil.rmtree(scratch_root, ignore_errors=True)
+    scratch_root.mkdir(parents=True)
+
+    def one(item: tuple[int, CorpusFile]) -> tuple[str, Verdict]:
+        idx, cf = item
+        scratch = scratch_root / str(idx)
+        scratch.mkdir()
+        try:
+            return cf.name, tool.detect(cf.path, timeout, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        verdicts = dict(pool.map(one, enumerate(corpus)))
+    check_marker(marker, tool.name, executed)
+    flagged = sum(v.flagged for v in verdicts.values())
+    log(f"  {tool.name}: {len(corpus)} files in {time.monotonic() - t0:.0f}s, {flagged} flagged")
+    return verdicts
+
+
+def warm_cache(paths: Iterable[Path]) -> None:
+    for path in paths:
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for f in files:
+            with f.open("rb") as fh:
+                while fh.read(1 << 22):
+                    pass
+
+
+def run_speed(
+    tool: Tool, speed_corpus: dict[str, Any], timeout: float, marker: Path,
+    executed: dict[str, bool],
+) -> dict[str, SpeedResult]:
+    scratch = WORK_DIR / "scratch" / f"{tool.name}-speed"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    results = {}
+    for key in ("small", "large"):
+        target = Path(speed_corpus[key])
+        warm_cache([target])
+        results[key] = tool.speed(target, timeout, scratch)
+        r = results[key]
+        secs = "timeout" if r.seconds is None else f"{r.seconds:.1f}s"
+        log(f"  {tool.name} {key}: {secs}, files scanned {r.files_scanned}, {r.outcome} "
+            f"(exit {r.exit_code}) {r.detail}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    check_marker(marker, tool.name, executed)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base == 0:
+        return None
+    return value / base
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def pct(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.1f}%)" if n else "0/0"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def summarise(
+    tools: list[str], corpus: list[CorpusFile], detection: dict[str, dict[str, Verdict]],
+    speed: dict[str, dict[str, SpeedResult]], speed_corpus: dict[str, Any] | None,
+) -> dict[str, Any]:
+    malicious = [c for c in corpus if c.malicious]
+    benign = [c for c in corpus if not c.malicious]
+    out: dict[str, Any] = {"detection": {}, "speed": {}}
+    for tool in tools:
+        verdicts = detection.get(tool)
+        if verdicts is None:
+            continue
+        tp = [c for c in malicious if verdicts[c.name].flagged]
+        fp = [c for c in benign if verdicts[c.name].flagged]
+        families: dict[str, list[int]] = {}
+        for c in malicious:
+            families.setdefault(c.family, [0, 0])
+            families[c.family][0] += verdicts[c.name].flagged
+            families[c.family][1] += 1
+        benign_families: dict[str, list[int]] = {}
+        for c in benign:
+            benign_families.setdefault(c.family, [0, 0])
+            benign_families[c.family][0] += verdicts[c.name].flagged
+            benign_families[c.family][1] += 1
+        outcomes: dict[str, dict[str, int]] = {"malicious": {}, "benign": {}}
+        for c in corpus:
+            bucket = outcomes["malicious" if c.malicious else "benign"]
+            o = verdicts[c.name].outcome
+            bucket[o] = bucket.get(o, 0) + 1
+        out["detection"][tool] = {
+            "malicious_flagged": len(tp), "malicious_total": len(malicious),
+            "recall": len(tp) / len(malicious) if malicious else None,
+            "benign_flagged": len(fp), "benign_total": len(benign),
+            "false_positive_rate": len(fp) / len(benign) if benign else None,
+            "per_family_recall": {f: {"flagged": k, "total": n, "recall": k / n}
+                                  for f, (k, n) in sorted(families.items())},
+            "per_family_false_positives": {f: {"flagged": k, "total": n}
+                                           for f, (k, n) in sorted(benign_families.items())},
+            "outcomes": outcomes,
+            "missed": [{"name": c.name, "family": c.family, **asdict(verdicts[c.name])}
+                       for c in malicious if not verdicts[c.name].flagged],
+            "false_positives": [{"name": c.name, "family": c.family, **asdict(verdicts[c.name])}
+                                for c in fp],
+            "per_file": {c.name: {**asdict(verdicts[c.name]), "flagged": verdicts[c.name].flagged,
+                                  "malicious": c.malicious, "family": c.family}
+                         for c in corpus},
+        }
+    for tool in tools:
+        res = speed.get(tool)
+        if res is None:
+            continue
+        small, large = res["small"], res["large"]
+        n_small = speed_corpus["n_small"] if speed_corpus else None
+        out["speed"][tool] = {
+            "small_folder": {**asdict(small), "files": n_small,
+                             "files_per_second": (n_small / small.seconds
+                                                  if small.seconds and n_small else None)},
+            "large_checkpoint": {**asdict(large),
+                                 "bytes": speed_corpus["large_bytes"] if speed_corpus else None},
+        }
+    base_d = out["detection"].get("secmlops")
+    base_s = out["speed"].get("secmlops")
+    for tool, d in out["detection"].items():
+        d["ratios_vs_secmlops"] = {
+            "recall": ratio(d["recall"], base_d and base_d["recall"]),
+            "false_positive_rate": ratio(d["false_positive_rate"],
+                                         base_d and base_d["false_positive_rate"]),
+        }
+    for tool, s in out["speed"].items():
+        s["ratios_vs_secmlops"] = {
+            "small_files_per_second": ratio(
+                s["small_folder"]["files_per_second"],
+                base_s and base_s["small_folder"]["files_per_second"]),
+            "large_seconds": ratio(s["large_checkpoint"]["seconds"],
+                                   base_s and base_s["large_checkpoint"]["seconds"]),
+        }
+    return out
+
+
+def render(
+    tools: list[str], corpus: list[CorpusFile], summary: dict[str, Any], versions: dict[str, str],
+    speed_corpus: dict[str, Any] | None, executed: dict[str, bool],
+) -> str:
+    parts: list[str] = []
+    det = summary["detection"]
+    n_mal = sum(c.malicious for c in corpus)
+    parts.append(f"DETECTION  ({n_mal} malicious, {len(corpus) - n_mal} benign files; "
+                 "one call per file; flagged = finding, error or crash)")
+    rows = []
+    for tool in tools:
+        if tool not in det:
+            continue
+        d = det[tool]
+        r = d["ratios_vs_secmlops"]
+        rows.append([tool, versions.get(tool, "?"),
+                     pct(d["malicious_flagged"], d["malicious_total"]),
+                     pct(d["benign_flagged"], d["benign_total"]),
+                     fmt_ratio(r["recall"]), fmt_ratio(r["false_positive_rate"]),
+                     "YES" if executed.get(tool) else "no"])
+    parts.append(table(["tool", "version", "recall", "false positives", "recall vs secmlops",
+                        "FPR vs secmlops", "ran payload"], rows))
+
+    parts.append("\nOUTCOMES  (malicious | benign)")
+    kinds = ["finding", "error", "crash", "clean", "skipped", "timeout"]
+    rows = []
+    for tool in tools:
+        if tool not in det:
+            continue
+        o = det[tool]["outcomes"]
+        rows.append([tool, *(f"{o['malicious'].get(k, 0)} | {o['benign'].get(k, 0)}"
+                             for k in kinds)])
+    parts.append(table(["tool", *kinds], rows))
+
+    present = [t for t in tools if t in det]
+    if present:
+        parts.append("\nRECALL PER MALICIOUS FAMILY")
+        families = sorted({c.family for c in corpus if c.malicious})
+        rows = []
+        for fam in families:
+            cells = []
+            for tool in present:
+                f = det[tool]["per_family_recall"][fam]
+                cells.append(f"{f['flagged']}/{f['total']}")
+            rows.append([fam, *cells])
+        parts.append(table(["family", *present], rows))
+
+        parts.append("\nFALSE POSITIVES PER BENIGN FAMILY")
+        families = sorted({c.family for c in corpus if not c.malicious})
+        rows = []
+        for fam in families:
+            cells = []
+            for tool in present:
+                f = det[tool]["per_family_false_positives"][fam]
+                cells.append(f"{f['flagged']}/{f['total']}")
+            rows.append([fam, *cells])
+        parts.append(table(["family", *present], rows))
+
+        for tool in present:
+            d = det[tool]
+            parts.append(f"\n{tool}: missed {len(d['missed'])} malicious file(s)")
+            for m in d["missed"]:
+                parts.append(f"  - {m['name']} [{m['family']}] {m['outcome']}: {m['detail']}")
+            parts.append(f"{tool}: flagged {len(d['false_positives'])} benign file(s)")
+            for m in d["false_positives"]:
+                parts.append(f"  - {m['name']} [{m['family']}] {m['outcome']}: {m['detail']}")
+
+    sp = summary["speed"]
+    if sp and speed_corpus:
+        mb = speed_corpus["large_bytes"] / 1e6
+        parts.append(f"\nSPEED  (one call each; small folder = {speed_corpus['n_small']} files, "
+                     f"large = {mb:.0f} MB torch zip checkpoint; wall clock incl. start-up)")
+        rows = []
+        for tool in tools:
+            if tool not in sp:
+                continue
+            s, lg = sp[tool]["small_folder"], sp[tool]["large_checkpoint"]
+            r = sp[tool]["ratios_vs_secmlops"]
+            fps = s["files_per_second"]
+            rows.append([
+                tool,
+                "timeout" if s["seconds"] is None else f"{s['seconds']:.1f}",
+                "n/a" if fps is None else f"{fps:.1f}",
+                f"{s['files_scanned']}" if s["files_scanned"] is not None else "?",
+                fmt_ratio(r["small_files_per_second"]),
+                "timeout" if lg["seconds"] is None else f"{lg['seconds']:.1f}",
+                fmt_ratio(r["large_seconds"]),
+                f"{s['outcome']}/{lg['outcome']} (exit {s['exit_code']}/{lg['exit_code']})",
+            ])
+        parts.append(table(["tool", "folder s", "files/s", "files scanned", "files/s vs secmlops",
+                            "large s", "large s vs secmlops", "outcome"], rows))
+        for tool in tools:
+            if tool in sp:
+                s, lg = sp[tool]["small_folder"], sp[tool]["large_checkpoint"]
+                parts.append(f"  {tool}: folder: {s['detail']} | large: {lg['detail']}")
+    return "\n".join(parts)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path, metavar="FILE", help="also write all numbers as JSON")
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller speed corpus (300 small files, ~150 MB checkpoint)")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated subset of {','.join(TOOLS)}")
+    ap.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds per detection call (timeout = not flagged); default 60")
+    ap.add_argument("--speed-timeout", type=float, default=300.0,
+                    help="seconds per speed call; default 300")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
+                    help="parallel detection calls (default: number of cores)")
+    ap.add_argument("--small-files", type=int, help="files in the speed folder (default 1200)")
+    ap.add_argument("--large-mb", type=int, help="size of the large checkpoint (default 600)")
+    ap.add_argument("--skip-speed", action="store_true", help="detection only")
+    ap.add_argument("--skip-detection", action="store_true", help="speed only")
+    ap.add_argument("--reinstall-peers", action="store_true", help="recreate the peer venvs")
+    ap.add_argument("--peer-python", help="interpreter for creating the peer venvs")
+    args = ap.parse_args(argv)
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = set(args.tools) - set(TOOLS)
+    if unknown:
+        ap.error(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    if args.small_files is None:
+        args.small_files = 300 if args.quick else 1200
+    if args.large_mb is None:
+        args.large_mb = 150 if args.quick else 600
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    env = tool_env()
+    notes: list[str] = []
+
+    peers = [t for t in args.tools if t in PEERS]
+    if peers:
+        log("peer venvs:")
+        python = args.peer_python or default_peer_python()
+        for t in peers:
+            ensure_peer(PEERS[t], python, args.reinstall_peers, log)
+    tools: list[Tool] = []
+    for name in args.tools:
+        tool = TOOL_CLASSES[name](env)
+        why = tool.missing()
+        if why:
+            notes.append(f"{name} NOT RUN: {why}")
+            log(f"  skipping {name}: {why}")
+            continue
+        tools.append(tool)
+    names = [t.name for t in tools]
+    versions = {t: peer_version(t) for t in names}
+
+    marker = WORK_DIR / "PAYLOAD-EXECUTED.marker"
+    marker.unlink(missing_ok=True)
+    executed: dict[str, bool] = {}
+
+    log("corpus:")
+    samples, source = build_sample_corpus(WORK_DIR / "corpus", marker)
+    if source.startswith("FALLBACK"):
+        notes.append(source)
+    realistic = build_realistic_benign()
+    corpus = [*samples, *realistic]
+    seen: set[str] = set()
+    for cf in corpus:
+        if cf.name in seen:
+            raise SystemExit(f"duplicate corpus name {cf.name!r}")
+        seen.add(cf.name)
+    n_mal = sum(c.malicious for c in corpus)
+    log(f"  {source}: {len(samples)} files; realistic benign set: {len(realistic)} files; "
+        f"{n_mal} malicious, {len(corpus) - n_mal} benign")
+
+    detection: dict[str, dict[str, Verdict]] = {}
+    if not args.skip_detection:
+        log(f"detection (one call per file, {args.jobs} in parallel, timeout {args.timeout:.0f}s):")
+        for tool in tools:
+            detection[tool.name] = run_detection(tool, corpus, args.timeout, args.jobs, marker,
+                                                 executed)
+
+    speed: dict[str, dict[str, SpeedResult]] = {}
+    speed_corpus = None
+    if not args.skip_speed:
+        log(f"speed corpus: {args.small_files} small files + {args.large_mb} MB checkpoint ...")
+        speed_corpus = build_speed_corpus(args.small_files, args.large_mb)
+        log(f"speed (one call per target, timeout {args.speed_timeout:.0f}s):")
+        for tool in tools:
+            speed[tool.name] = run_speed(tool, speed_corpus, args.speed_timeout, marker, executed)
+
+    summary = summarise(names, corpus, detection, speed, speed_corpus)
+    elapsed = time.monotonic() - started
+    print(render(names, corpus, summary, versions, speed_corpus, executed))
+    for note in notes:
+        print(f"NOTE: {note}")
+    print(f"\ntotal run time {elapsed:.0f}s")
+
+    if args.json:
+        doc = {
+            "benchmark": "model_scan",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": {"python": platform.python_version(), "platform": platform.platform(),
+                     "cpus": os.cpu_count()},
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "versions": versions,
+            "peer_requirements": {t: list(PEERS[t].requirements) for t in names if t in PEERS},
+            "corpus": {"source": source, "files": len(corpus), "malicious": n_mal,
+                       "benign": len(corpus) - n_mal,
+                       "realistic_benign": len(realistic)},
+            "speed_corpus": speed_corpus,
+            "payload_executed": {t: executed.get(t, False) for t in names},
+            "notes": notes,
+            "elapsed_seconds": elapsed,
+            **summary,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2, default=str))
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

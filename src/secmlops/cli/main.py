@@ -137,24 +137,10 @@ def list_rules() -> None:
 def main() -> None:
     """Console entry point: user errors are one line plus a hint, exit code 2."""
     try:
-        rc = app(standalone_mode=False)
+        app()  # standalone: usage errors exit 2 with a usage line, Exit carries our codes
     except Error as exc:
         err = Console(stderr=True, highlight=False)
         err.print(f"[bold red]error:[/] {exc.message}")
         if exc.hint:
             err.print(f"hint: {exc.hint}")
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)

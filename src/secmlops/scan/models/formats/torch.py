@@ -32,6 +32,12 @@ class TorchZipScanner:
         )
 
     def scan(self, blob: Blob, ctx: ScanContext) -> None:
+        try:
+            self._scan(blob, ctx)
+        except zipfile.BadZipFile:
+            return  # the zip scanner reports an unreadable archive (fail closed) once
+
+    def _scan(self, blob: Blob, ctx: ScanContext) -> None:
         with blob.open() as f, zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
             if not infos:

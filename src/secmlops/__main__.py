@@ -1,0 +1,3 @@
+from secmlops.cli.main import main
+
+main()
