@@ -126,12 +126,13 @@ def demo(
 
 
 @app.command("rules")
-def list_rules() -> None:
+def list_rules(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the docs/rules.md table."),
+) -> None:
     """List every rule id with its default severity and title."""
-    from secmlops.scan.models import rules
+    from secmlops.report.rules_doc import rules_markdown, rules_table
 
-    for rule in sorted(rules.ALL.values(), key=lambda r: r.rule_id):
-        typer.echo(f"{rule.rule_id:40} {rule.severity.label:9} {rule.title}")
+    typer.echo(rules_markdown() if markdown else rules_table(), nl=False)
 
 
 def main() -> None:
