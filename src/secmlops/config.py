@@ -17,12 +17,14 @@ class ModelsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    allow: list[str] = Field(default_factory=list, description='extra allowlist entries "module.name:use"')
-    max_depth: int = Field(6, ge=1, le=64)
-    max_ratio: float = Field(250.0, gt=1)
-    max_expanded_bytes: int = Field(64 * 2**30, gt=0)
-    max_members: int = Field(100_000, gt=0)
-    max_pickle_ops: int = Field(50_000_000, gt=0)
+    allow: list[str] = Field(
+        default_factory=list, description='extra allowlist entries "module.name:use"'
+    )
+    max_depth: int = Field(default=6, ge=1, le=64)
+    max_ratio: float = Field(default=250.0, gt=1)
+    max_expanded_bytes: int = Field(default=64 * 2**30, gt=0)
+    max_members: int = Field(default=100_000, gt=0)
+    max_pickle_ops: int = Field(default=50_000_000, gt=0)
 
 
 class Config(BaseModel):
@@ -31,7 +33,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fail_on: str = "high"
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    models: ModelsConfig = Field(default_factory=lambda: ModelsConfig())
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -17,7 +17,12 @@ EVIL = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x04true\x85R."
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "secmlops", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+        [sys.executable, "-m", "secmlops", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
     )
 
 
@@ -43,7 +48,16 @@ def test_malicious_file_exits_1_with_stable_json(folder: Path) -> None:
     result = run("scan", "models", str(folder), "-f", "json")
     assert result.returncode == 1
     finding = json.loads(result.stdout)["findings"][0]
-    assert set(finding) == {"rule_id", "severity", "title", "message", "location", "evidence", "controls", "fix"}
+    assert set(finding) == {
+        "rule_id",
+        "severity",
+        "title",
+        "message",
+        "location",
+        "evidence",
+        "controls",
+        "fix",
+    }
     assert finding["rule_id"] == "MODEL-PICKLE-EXEC"
     assert finding["severity"] == "critical"
     assert finding["location"]["path"].endswith("evil.bin")
@@ -72,8 +86,13 @@ def test_missing_path_is_one_line_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("scan", "models"), ("scan", "models", ".", "--format", "xml"), ("scan", "models", ".", "--fail-on", "huge"),
-     ("scan", "models", ".", "--allow", "no-use-given"), ("bogus",)],
+    [
+        ("scan", "models"),
+        ("scan", "models", ".", "--format", "xml"),
+        ("scan", "models", ".", "--fail-on", "huge"),
+        ("scan", "models", ".", "--allow", "no-use-given"),
+        ("bogus",),
+    ],
 )
 def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], tmp_path: Path) -> None:
     result = run(*args, cwd=tmp_path)
@@ -110,7 +129,11 @@ def test_text_output_names_rule_and_location(folder: Path) -> None:
     (folder / "evil.bin").write_bytes(EVIL)
     result = run("scan", "models", str(folder), "--explain")
     assert result.returncode == 1
-    assert "MODEL-PICKLE-EXEC" in result.stdout and "evil.bin" in result.stdout and "fix:" in result.stdout
+    assert (
+        "MODEL-PICKLE-EXEC" in result.stdout
+        and "evil.bin" in result.stdout
+        and "fix:" in result.stdout
+    )
 
 
 def test_help_documents_flags() -> None:

@@ -29,7 +29,7 @@ class DemoFile:
 
 
 def _protocol0_eval() -> bytes:
-    return b"c__builtin__\neval\n(S'__import__(\"os\").system(\"" + PAYLOAD.encode() + b"\")'\ntR."
+    return b'c__builtin__\neval\n(S\'__import__("os").system("' + PAYLOAD.encode() + b"\")'\ntR."
 
 
 def _reduce_pickle(module: str, name: str, arg: str, protocol: int = 4) -> bytes:
@@ -60,7 +60,9 @@ def build_project(root: Path) -> list[DemoFile]:
     y = (x[:, 0] + x[:, 1] > 0).astype(int)
     clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
     joblib.dump(clf, models / "fraud_model.joblib", compress=3)
-    files.append(DemoFile("models/fraud_model.joblib", False, "scikit-learn pipeline saved by joblib (zlib)"))
+    files.append(
+        DemoFile("models/fraud_model.joblib", False, "scikit-learn pipeline saved by joblib (zlib)")
+    )
     np.save(models / "embeddings.npy", rng.normal(size=(64, 8)).astype(np.float32))
     files.append(DemoFile("models/embeddings.npy", False, "numeric NumPy array"))
     weights = {"coef": clf[-1].coef_, "intercept": clf[-1].intercept_}
@@ -81,12 +83,26 @@ def build_project(root: Path) -> list[DemoFile]:
     (attacks / "model.pkl").write_bytes(_reduce_pickle("os", "system", PAYLOAD))
     files.append(DemoFile("downloads/model.pkl", True, "the classic: pickle calls os.system"))
     (attacks / "legacy.bin").write_bytes(_protocol0_eval())
-    files.append(DemoFile("downloads/legacy.bin", True, "protocol 0 with the Python 2 name __builtin__.eval"))
-    (attacks / "weights.safetensors").write_bytes(_reduce_pickle("subprocess", "getoutput", PAYLOAD))
-    files.append(DemoFile("downloads/weights.safetensors", True, "a pickle named .safetensors (format is read from bytes)"))
+    files.append(
+        DemoFile("downloads/legacy.bin", True, "protocol 0 with the Python 2 name __builtin__.eval")
+    )
+    (attacks / "weights.safetensors").write_bytes(
+        _reduce_pickle("subprocess", "getoutput", PAYLOAD)
+    )
+    files.append(
+        DemoFile(
+            "downloads/weights.safetensors",
+            True,
+            "a pickle named .safetensors (format is read from bytes)",
+        )
+    )
     dotted = _reduce_pickle("torch", "serialization.os.system", PAYLOAD)
     (attacks / "dotted.pt").write_bytes(dotted)
-    files.append(DemoFile("downloads/dotted.pt", True, "dotted name reaching os.system through a module attribute"))
+    files.append(
+        DemoFile(
+            "downloads/dotted.pt", True, "dotted name reaching os.system through a module attribute"
+        )
+    )
     broken = _reduce_pickle("os", "system", PAYLOAD)[:-1] + b"\xff\xfe"
     buf = io.BytesIO()
     try:
@@ -95,19 +111,36 @@ def build_project(root: Path) -> list[DemoFile]:
         with py7zr.SevenZipFile(buf, "w") as z:
             z.writestr(broken, "archive/data.pkl")
         (attacks / "nullifai.7z").write_bytes(buf.getvalue())
-        files.append(DemoFile("downloads/nullifai.7z", True, "nullifAI: 7z-packed pickle whose stream breaks after the payload"))
+        files.append(
+            DemoFile(
+                "downloads/nullifai.7z",
+                True,
+                "nullifAI: 7z-packed pickle whose stream breaks after the payload",
+            )
+        )
     except ImportError:  # pragma: no cover - py7zr is a core dependency
         pass
     with zipfile.ZipFile(attacks / "checkpoint.zip", "w") as z:
-        z.writestr("archive/data.pkl", _reduce_pickle("builtins", "exec", f"import os; os.system({PAYLOAD!r})"))
+        z.writestr(
+            "archive/data.pkl",
+            _reduce_pickle("builtins", "exec", f"import os; os.system({PAYLOAD!r})"),
+        )
         z.writestr("../../outside.txt", "path traversal")
         z.writestr("archive/version", "3\n")
-    files.append(DemoFile("downloads/checkpoint.zip", True, "PyTorch-style zip: exec in data.pkl and a '../' member"))
+    files.append(
+        DemoFile(
+            "downloads/checkpoint.zip",
+            True,
+            "PyTorch-style zip: exec in data.pkl and a '../' member",
+        )
+    )
     header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
     header += " " * (63 - len(header)) + "\n"
     npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
     (attacks / "features.npy").write_bytes(npy + _reduce_pickle("os", "popen", PAYLOAD, protocol=2))
-    files.append(DemoFile("downloads/features.npy", True, "NumPy object array whose pickle calls os.popen"))
+    files.append(
+        DemoFile("downloads/features.npy", True, "NumPy object array whose pickle calls os.popen")
+    )
     return files
 
 
@@ -126,8 +159,10 @@ def run_demo(keep: Path | None, fmt: str) -> int:
         files = build_project(root)
         if fmt == "text":
             console.print(f"[bold]secmlops demo[/]: example ML project in {root}")
-            console.print("Real model files (should pass) and downloaded files with harmless payloads "
-                          "(must be caught). Nothing is ever loaded; the scanner reads bytes only.\n")
+            console.print(
+                "Real model files (should pass) and downloaded files with harmless payloads "
+                "(must be caught). Nothing is ever loaded; the scanner reads bytes only.\n"
+            )
         report = scan_paths([root])
         flagged = _flagged(report, root)
         if fmt != "text":
@@ -141,8 +176,11 @@ def run_demo(keep: Path | None, fmt: str) -> int:
             verdict = "blocked" if caught else "passed"
             console.print(f"{mark} {verdict:7} {f.path:34} {f.story}")
         good = _all_right(files, flagged)
-        console.print("\n[bold green]Every attack was caught and every real model passed.[/]" if good
-                      else "\n[bold red]The scan did not match expectations.[/]")
+        console.print(
+            "\n[bold green]Every attack was caught and every real model passed.[/]"
+            if good
+            else "\n[bold red]The scan did not match expectations.[/]"
+        )
         return 0 if good else 1
 
 

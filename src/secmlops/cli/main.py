@@ -44,7 +44,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """secmlops: scan, sign, gate and serve ML models safely."""
 
@@ -58,10 +60,14 @@ def scan_models(
     quiet: bool = QuietOpt,
     config: Path | None = ConfigOpt,
     allow: list[str] = typer.Option(
-        [], "--allow", help='Also allow a global, as "module.name:use" (use: ref, new, call). Repeatable.'
+        [],
+        "--allow",
+        help='Also allow a global, as "module.name:use" (use: ref, new, call). Repeatable.',
     ),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symbolic links."),
-    explain: bool = typer.Option(False, "--explain", help="Text output: show how to fix each finding."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Text output: show how to fix each finding."
+    ),
 ) -> None:
     """Scan model files of every format for code execution and scanner evasions.
 
@@ -77,7 +83,9 @@ def scan_models(
     m = cfg.models
     settings = ModelScanSettings(
         allowlist=load_allowlist().with_user_entries([*m.allow, *allow]),
-        limits=Limits(m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops),
+        limits=Limits(
+            m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops
+        ),
         follow_symlinks=follow_symlinks,
     )
     with progress_bar("scanning", quiet) as progress:
@@ -90,8 +98,12 @@ def scan_models(
 def convert(
     path: Path = typer.Argument(..., help="A PyTorch checkpoint (zip or legacy format)."),
     to: str = typer.Option("safetensors", "--to", help="Target format (only safetensors)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Destination (default: PATH with .safetensors)."),
-    max_gb: float = typer.Option(64.0, "--max-gb", help="Refuse checkpoints whose tensors exceed this size."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Destination (default: PATH with .safetensors)."
+    ),
+    max_gb: float = typer.Option(
+        64.0, "--max-gb", help="Refuse checkpoints whose tensors exceed this size."
+    ),
     quiet: bool = QuietOpt,
 ) -> None:
     """Convert a PyTorch checkpoint to safetensors without torch and without running its pickle.
@@ -108,7 +120,7 @@ def convert(
     result = convert_to_safetensors(path, out, max_bytes=int(max_gb * 2**30))
     if not quiet:
         Console(stderr=True).print(
-            f"wrote {out} ({len(result.tensors)} tensors, {result.bytes_written} bytes, "
+            f"wrote {out} ({len(result.tensor_names)} tensors, {result.bytes_written} bytes, "
             f"{result.seconds:.2f}s)"
         )
     raise typer.Exit(0)
@@ -116,7 +128,9 @@ def convert(
 
 @app.command("demo")
 def demo(
-    keep: Path | None = typer.Option(None, "--keep", help="Write the example project here and keep it."),
+    keep: Path | None = typer.Option(
+        None, "--keep", help="Write the example project here and keep it."
+    ),
     fmt: str | None = FormatOpt,
 ) -> None:
     """Build an example ML project (real model files plus harmless attack samples) and scan it."""

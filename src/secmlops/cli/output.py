@@ -18,25 +18,35 @@ from secmlops.report import FORMATS, render
 FormatOpt = typer.Option(
     None, "--format", "-f", help="Output format: text (default on a terminal), json or sarif."
 )
-OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file instead of stdout.")
+OutputOpt = typer.Option(
+    None, "--output", "-o", help="Write the report to this file instead of stdout."
+)
 FailOnOpt = typer.Option(
     None,
     "--fail-on",
     help="Exit 1 when a finding is at or above this severity: info, low, medium, high (default), critical.",
 )
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr.")
-ConfigOpt = typer.Option(None, "--config", help="Configuration file (default: ./secmlops.toml or pyproject.toml).")
+ConfigOpt = typer.Option(
+    None, "--config", help="Configuration file (default: ./secmlops.toml or pyproject.toml)."
+)
 
 
 def choose_format(fmt: str | None, output: Path | None) -> str:
     if fmt is None:
-        return "text" if output is None or output.suffix not in (".json", ".sarif") else output.suffix[1:]
+        return (
+            "text"
+            if output is None or output.suffix not in (".json", ".sarif")
+            else output.suffix[1:]
+        )
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
     return fmt
 
 
-def emit(reports: Sequence[Report], fmt: str, output: Path | None, *, explain: bool = False) -> None:
+def emit(
+    reports: Sequence[Report], fmt: str, output: Path | None, *, explain: bool = False
+) -> None:
     color = output is None and sys.stdout.isatty()
     text = render(reports, fmt, color=color, explain=explain)
     if output is None:

@@ -11,7 +11,9 @@ from secmlops.findings import Report
 FORMATS = ("text", "json", "sarif")
 
 
-def render(reports: Sequence[Report], fmt: str, *, color: bool = False, explain: bool = False) -> str:
+def render(
+    reports: Sequence[Report], fmt: str, *, color: bool = False, explain: bool = False
+) -> str:
     """Render reports in one of FORMATS."""
     if fmt == "json":
         from secmlops.report.json_report import render_json

@@ -22,6 +22,13 @@ def rules_markdown() -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in all_rules():
-        cells = [f"`{r.rule_id}`", r.severity.label, r.title, r.rationale, r.fix, ", ".join(r.controls)]
+        cells = [
+            f"`{r.rule_id}`",
+            r.severity.label,
+            r.title,
+            r.rationale,
+            r.fix,
+            ", ".join(r.controls),
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -24,7 +24,12 @@ def render_text(
 ) -> str:
     buf = io.StringIO()
     console = Console(
-        file=buf, force_terminal=color, no_color=not color, width=width, highlight=False, soft_wrap=True
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        soft_wrap=True,
     )
     for report in reports:
         for f in report.sorted_findings():
@@ -37,7 +42,9 @@ def render_text(
             if explain and f.fix:
                 console.print(Text(f"    fix: {f.fix}", style="green"))
         for error in report.errors:
-            console.print(Text(f" ERROR     {error.location.display()}: {error.message}", style="bold red"))
+            console.print(
+                Text(f" ERROR     {error.location.display()}: {error.message}", style="bold red")
+            )
         counts = ", ".join(f"{n} {label}" for label, n in reversed(report.counts().items()) if n)
         console.print(
             Text(

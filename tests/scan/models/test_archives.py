@@ -36,9 +36,13 @@ def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> by
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+@pytest.mark.parametrize(
+    "method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+)
 def test_zip_members_are_scanned_with_every_method(tmp_path: Path, method: int) -> None:
-    (tmp_path / "m.zip").write_bytes(zip_bytes({"archive/data.pkl": EVIL, "archive/version": b"3"}, method))
+    (tmp_path / "m.zip").write_bytes(
+        zip_bytes({"archive/data.pkl": EVIL, "archive/version": b"3"}, method)
+    )
     assert "MODEL-PICKLE-EXEC" in rules(tmp_path / "m.zip")
     (tmp_path / "m.zip").write_bytes(zip_bytes({"archive/data.pkl": BENIGN}, method))
     assert rules(tmp_path / "m.zip") == set()
@@ -71,7 +75,9 @@ def test_compressed_wrappers_are_unwrapped(tmp_path: Path, wrap: object, suffix:
 
 
 def test_multi_member_gzip_reads_every_member(tmp_path: Path) -> None:
-    (tmp_path / "m.gz").write_bytes(gzip.compress(pickle.dumps(1, protocol=2)) + gzip.compress(EVIL))
+    (tmp_path / "m.gz").write_bytes(
+        gzip.compress(pickle.dumps(1, protocol=2)) + gzip.compress(EVIL)
+    )
     assert "MODEL-PICKLE-EXEC" in rules(tmp_path / "m.gz")
 
 
@@ -103,7 +109,9 @@ def test_path_traversal_names(tmp_path: Path) -> None:
 
 
 def test_zip_bomb_is_stopped_and_fails_closed(tmp_path: Path) -> None:
-    (tmp_path / "bomb.zip").write_bytes(zip_bytes({"big.bin": b"\x00" * (64 * 2**20)}, zipfile.ZIP_DEFLATED))
+    (tmp_path / "bomb.zip").write_bytes(
+        zip_bytes({"big.bin": b"\x00" * (64 * 2**20)}, zipfile.ZIP_DEFLATED)
+    )
     report = scan_paths([tmp_path / "bomb.zip"])
     assert "MODEL-ARCHIVE-BOMB" in {f.rule_id for f in report.findings}
     assert report.errors and report.exit_code(Severity.CRITICAL) == 2
@@ -147,9 +155,10 @@ def test_wrong_crc_is_tolerated_but_flagged(tmp_path: Path) -> None:
 
 def test_duplicate_member_names_are_flagged_and_both_scanned(tmp_path: Path) -> None:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z, pytest.warns(UserWarning):
+    with zipfile.ZipFile(buf, "w") as z:
         z.writestr("archive/data.pkl", EVIL)
-        z.writestr("archive/data.pkl", BENIGN)
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            z.writestr("archive/data.pkl", BENIGN)
     (tmp_path / "dup.pt").write_bytes(buf.getvalue())
     assert {"MODEL-PICKLE-EXEC", "MODEL-ARCHIVE-INCONSISTENT"} <= rules(tmp_path / "dup.pt")
 
@@ -189,5 +198,7 @@ def test_encrypted_zip_member_fails_closed(tmp_path: Path) -> None:
 
 def test_torch_storage_records_are_not_unpickled(tmp_path: Path) -> None:
     # Raw tensor bytes that happen to look like opcodes must not produce findings.
-    (tmp_path / "t.pt").write_bytes(zip_bytes({"archive/data.pkl": BENIGN, "archive/data/0": b"K\x05N\x17" * 100}))
+    (tmp_path / "t.pt").write_bytes(
+        zip_bytes({"archive/data.pkl": BENIGN, "archive/data/0": b"K\x05N\x17" * 100})
+    )
     assert rules(tmp_path / "t.pt") == set()

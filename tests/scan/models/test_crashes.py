@@ -15,7 +15,21 @@ from secmlops.scan.models import scan_paths
 
 EVIL = pickle.dumps({"w": 1}, protocol=2)[:-1] + b"\x8c\x02os\x8c\x06system\x93\x8c\x04true\x85R."
 OPCODES = st.sampled_from(list(b"()0123FIJKLMNPQRSTUVXabcdeghijlopqrstu}]G.BC\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"))  # fmt: skip
-NAMES = [".pkl", ".pt", ".bin", ".zip", ".npy", ".gz", ".7z", ".txt", ".safetensors", ".onnx", ".gguf", ".h5", ".keras"]
+NAMES = [
+    ".pkl",
+    ".pt",
+    ".bin",
+    ".zip",
+    ".npy",
+    ".gz",
+    ".7z",
+    ".txt",
+    ".safetensors",
+    ".onnx",
+    ".gguf",
+    ".h5",
+    ".keras",
+]
 
 
 def _scan_bytes(tmp: Path, data: bytes, suffix: str) -> None:
@@ -26,19 +40,25 @@ def _scan_bytes(tmp: Path, data: bytes, suffix: str) -> None:
     assert report.exit_code(Severity.HIGH) in (0, 1, 2)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=2048), suffix=st.sampled_from(NAMES))
 def test_random_bytes_never_crash(tmp_path: Path, data: bytes, suffix: str) -> None:
     _scan_bytes(tmp_path, data, suffix)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=st.lists(OPCODES, max_size=200), tail=st.binary(max_size=64))
 def test_random_opcode_soup_never_crashes(tmp_path: Path, ops: list[int], tail: bytes) -> None:
     _scan_bytes(tmp_path, bytes(ops) + tail, ".pkl")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(prefix=st.binary(max_size=300), cut=st.integers(min_value=0, max_value=200))
 def test_mutated_zips_never_crash(tmp_path: Path, prefix: bytes, cut: int) -> None:
     buf = io.BytesIO()
@@ -68,7 +88,9 @@ def test_deeply_nested_marks_and_lists(tmp_path: Path) -> None:
 
 
 def test_empty_and_tiny_files(tmp_path: Path) -> None:
-    for i, data in enumerate([b"", b".", b"\x80", b"\x80\x05", b"PK", b"\x93NUMPY", b"GGUF", b"\x1f\x8b"]):
+    for i, data in enumerate(
+        [b"", b".", b"\x80", b"\x80\x05", b"PK", b"\x93NUMPY", b"GGUF", b"\x1f\x8b"]
+    ):
         (tmp_path / f"f{i}.pt").write_bytes(data)
     report = scan_paths([tmp_path])
     assert report.files_scanned == 8

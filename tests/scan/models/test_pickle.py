@@ -31,12 +31,26 @@ def rules_of(data: bytes) -> set[str]:
 def sg(module: str, name: str) -> bytes:
     """STACK_GLOBAL of two short unicode strings."""
     return (
-        b"\x8c" + bytes([len(module)]) + module.encode() + b"\x8c" + bytes([len(name)]) + name.encode() + b"\x93"
+        b"\x8c"
+        + bytes([len(module)])
+        + module.encode()
+        + b"\x8c"
+        + bytes([len(name)])
+        + name.encode()
+        + b"\x93"
     )
 
 
 def call1(module: str, name: str, arg: str, proto: int = 4) -> bytes:
-    return b"\x80" + bytes([proto]) + sg(module, name) + b"\x8c" + bytes([len(arg)]) + arg.encode() + b"\x85R."
+    return (
+        b"\x80"
+        + bytes([proto])
+        + sg(module, name)
+        + b"\x8c"
+        + bytes([len(arg)])
+        + arg.encode()
+        + b"\x85R."
+    )
 
 
 class Evil:
@@ -58,13 +72,20 @@ def test_reduce_to_os_system_is_critical_in_every_protocol(protocol: int) -> Non
 
 @pytest.mark.parametrize("protocol", range(6))
 def test_plain_data_has_no_findings(protocol: int) -> None:
-    data = {"a": [1, 2.5, "x", b"y", None, True], "b": (1, 2), "c": {3, 4}, "d": collections.OrderedDict(k=1)}
+    data = {
+        "a": [1, 2.5, "x", b"y", None, True],
+        "b": (1, 2),
+        "c": {3, 4},
+        "d": collections.OrderedDict(k=1),
+    }
     assert analyse(pickle.dumps(data, protocol=protocol)) == []
 
 
 def test_protocol2_builtin_name_is_mapped() -> None:
     findings = analyse(b"c__builtin__\neval\n(S'1+1'\ntR.")
-    assert [f.evidence["global"] for f in findings if f.rule_id == "MODEL-PICKLE-EXEC"] == ["builtins.eval"]
+    assert [f.evidence["global"] for f in findings if f.rule_id == "MODEL-PICKLE-EXEC"] == [
+        "builtins.eval"
+    ]
     assert findings[0].evidence["as_written"] == "__builtin__.eval"
 
 
@@ -91,17 +112,32 @@ def test_names_fetched_from_memo_resolve() -> None:
 
 def test_name_computed_at_load_time_is_a_computed_call() -> None:
     # codecs.encode('bf', 'rot13') -> 'os' is folded and resolved; an unknown computation is not.
-    rot = b"\x80\x04" + sg("_codecs", "encode") + b"\x8c\x02bf\x8c\x05rot13\x86R" + b"\x8c\x06system\x93\x8c\x04true\x85R."
+    rot = (
+        b"\x80\x04"
+        + sg("_codecs", "encode")
+        + b"\x8c\x02bf\x8c\x05rot13\x86R"
+        + b"\x8c\x06system\x93\x8c\x04true\x85R."
+    )
     findings = analyse(rot)
-    assert any(f.rule_id == "MODEL-PICKLE-EXEC" and f.evidence["global"] == "os.system" for f in findings)
-    opaque = b"\x80\x04" + sg("collections", "OrderedDict") + b")R" + b"\x8c\x06system\x93\x8c\x04true\x85R."
+    assert any(
+        f.rule_id == "MODEL-PICKLE-EXEC" and f.evidence["global"] == "os.system" for f in findings
+    )
+    opaque = (
+        b"\x80\x04"
+        + sg("collections", "OrderedDict")
+        + b")R"
+        + b"\x8c\x06system\x93\x8c\x04true\x85R."
+    )
     assert "MODEL-PICKLE-COMPUTED-CALL" in rules_of(opaque)
 
 
 def test_calling_the_result_of_a_call_is_critical() -> None:
     data = b"\x80\x04" + sg("collections", "OrderedDict") + b")R)R."
     findings = analyse(data)
-    assert any(f.rule_id == "MODEL-PICKLE-COMPUTED-CALL" and f.severity is Severity.CRITICAL for f in findings)
+    assert any(
+        f.rule_id == "MODEL-PICKLE-COMPUTED-CALL" and f.severity is Severity.CRITICAL
+        for f in findings
+    )
 
 
 def test_inst_and_obj_execute() -> None:

@@ -23,7 +23,9 @@ from secmlops.scan.models import rules
 from secmlops.scan.models.allowlist import Allowlist, load_allowlist
 
 HEAD_SIZE = 64 * 1024
-TAIL_SIZE = 66 * 1024  # a zip end-of-central-directory record may sit 64 KiB + 22 bytes from the end
+TAIL_SIZE = (
+    66 * 1024
+)  # a zip end-of-central-directory record may sit 64 KiB + 22 bytes from the end
 SPOOL_IN_MEMORY = 16 * 2**20
 
 # Extensions that frameworks load: a file so named that no scanner recognises is suspicious.
@@ -101,7 +103,7 @@ class Blob:
     @classmethod
     def from_path(cls, path: Path, display: str) -> Blob:
         size = path.stat().st_size
-        return cls(Location(path=display), size, 0, path.name, lambda: open(path, "rb"))  # noqa: SIM115
+        return cls(Location(path=display), size, 0, path.name, lambda: open(path, "rb"))
 
     @classmethod
     def from_bytes(cls, data: bytes, location: Location, depth: int, name: str) -> Blob:
@@ -166,7 +168,9 @@ class ScanContext:
 
     def spool(self) -> IO[bytes]:
         """A temporary byte buffer that moves to disk past a few MiB (for extracted members)."""
-        return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=self.workdir)  # noqa: SIM115
+        return tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_IN_MEMORY, mode="w+b", dir=str(self.workdir)
+        )
 
     def child_blob(self, parent: Blob, member: str, data: IO[bytes] | bytes) -> Blob:
         """A blob for an extracted member. `data` is consumed (bytes or a rewound spool)."""
@@ -182,7 +186,7 @@ class ScanContext:
             shutil.copyfileobj(data, out, 1 << 20)
         data.close()
         path = Path(tmp)
-        return Blob(location, size, parent.depth + 1, name, lambda: open(path, "rb"))  # noqa: SIM115
+        return Blob(location, size, parent.depth + 1, name, lambda: open(path, "rb"))
 
     def scan_child(self, blob: Blob) -> None:
         """Scan an extracted member like a file, within the depth limit."""
@@ -220,7 +224,9 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             ctx.fail(blob.location, f"{scanner.name}: could not read: {exc}")
         except (ValueError, IndexError, KeyError, RecursionError, MemoryError) as exc:
             # A parser of hostile bytes tripped: never a crash, never "clean".
-            ctx.fail(blob.location, f"{scanner.name}: malformed content ({type(exc).__name__}: {exc})")
+            ctx.fail(
+                blob.location, f"{scanner.name}: malformed content ({type(exc).__name__}: {exc})"
+            )
     if matched:
         ctx.report.bytes_scanned += blob.size if blob.depth == 0 else 0
         return

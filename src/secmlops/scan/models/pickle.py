@@ -240,7 +240,9 @@ class _Machine:
             entry = self.res.globals.get(value.qualified)
             if entry is None:
                 raw = f"{value.module}.{value.name}"
-                self.res.globals[value.qualified] = GlobalUse(value.qualified, raw, use, value.offset)
+                self.res.globals[value.qualified] = GlobalUse(
+                    value.qualified, raw, use, value.offset
+                )
             else:
                 entry.count += 1
                 entry.use = max(entry.use, use)
@@ -848,7 +850,9 @@ def op_setitems(m: _Machine, offset: int) -> bool:
     return False
 
 
-def _setitems(m: _Machine, target: Any, pairs: list[tuple[Any, Any]], offset: int, how: str) -> None:
+def _setitems(
+    m: _Machine, target: Any, pairs: list[tuple[Any, Any]], offset: int, how: str
+) -> None:
     for key, value in pairs:
         m.use(key, Use.REF)
         m.use(value, Use.REF)
@@ -1041,7 +1045,13 @@ def looks_like_pickle(head: bytes, size: int, allowlist: Allowlist) -> bool:
     probe = analyze_one(io.BytesIO(head), len(head), allowlist, max_ops=100_000)
     if probe.first_opcode_failed:
         return False
-    if probe.stopped or probe.protocol > 0 or probe.calls or probe.ext_codes or probe.computed_calls:
+    if (
+        probe.stopped
+        or probe.protocol > 0
+        or probe.calls
+        or probe.ext_codes
+        or probe.computed_calls
+    ):
         return True
     error = probe.error or ""
     if error.startswith("limit:") or ("truncated" in error and len(head) < size):
@@ -1105,7 +1115,9 @@ def findings_for(
             out.append(rules.PICKLE_EXEC.finding(loc, msg, evidence, severity=d.severity))
         else:
             msg = f"{where} {how} {g.name}, which is not on the allowlist"
-            if g.name in allowlist.safe or any(g.name.startswith(p) for p, _ in allowlist.safe_prefixes):
+            if g.name in allowlist.safe or any(
+                g.name.startswith(p) for p, _ in allowlist.safe_prefixes
+            ):
                 msg += f" for use '{g.use.label}'"
             out.append(rules.PICKLE_UNKNOWN.finding(loc, msg, evidence))
     for offset, what in analysis.computed_calls[:20]:
@@ -1119,7 +1131,9 @@ def findings_for(
     for offset, what in analysis.hijacks[:20]:
         out.append(
             rules.PICKLE_STATE_HIJACK.finding(
-                location.at_offset(base_offset + offset), f"{where}: {what}", {"pickle_index": index}
+                location.at_offset(base_offset + offset),
+                f"{where}: {what}",
+                {"pickle_index": index},
             )
         )
     if analysis.ext_codes:
@@ -1134,7 +1148,9 @@ def findings_for(
     for offset, what in analysis.differentials[:20]:
         out.append(
             rules.PICKLE_DIFFERENTIAL.finding(
-                location.at_offset(base_offset + offset), f"{where}: {what}", {"pickle_index": index}
+                location.at_offset(base_offset + offset),
+                f"{where}: {what}",
+                {"pickle_index": index},
             )
         )
     if analysis.error is not None:

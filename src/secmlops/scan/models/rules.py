@@ -25,7 +25,7 @@ PICKLE_UNKNOWN = Rule(
     "Only callables known to rebuild data without side effects are allowed; anything else may "
     "run code of the file author's choosing when loaded or when the model is used.",
     "Review the callable. If it is a trusted data constructor, allow it in "
-    "[tool.secmlops.models] allow = [\"module.name:use\"]; otherwise convert the model.",
+    '[tool.secmlops.models] allow = ["module.name:use"]; otherwise convert the model.',
     _EXEC,
 )
 PICKLE_COMPUTED_CALL = Rule(

@@ -6,6 +6,12 @@ blob runs on it.
 
 from __future__ import annotations
 
+import secmlops.scan.models.formats.gguf as gguf
+import secmlops.scan.models.formats.hdf5 as hdf5
+import secmlops.scan.models.formats.keras as keras
+import secmlops.scan.models.formats.onnx_file as onnx_file
+import secmlops.scan.models.formats.safetensors_file as safetensors_file
+import secmlops.scan.models.formats.savedmodel as savedmodel
 from secmlops.scan.models.engine import FormatScanner
 from secmlops.scan.models.formats import archives, numpy_file, pickle_file, torch
 
@@ -17,4 +23,10 @@ SCANNERS: tuple[FormatScanner, ...] = (
     archives.TarScanner(),
     archives.CompressedScanner(),
     archives.SevenZipScanner(),
+    safetensors_file.SafetensorsScanner(),
+    gguf.GgufScanner(),
+    onnx_file.OnnxScanner(),
+    keras.KerasScanner(),
+    hdf5.Hdf5Scanner(),
+    savedmodel.SavedModelScanner(),
 )

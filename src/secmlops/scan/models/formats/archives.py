@@ -101,7 +101,9 @@ def _traversal(ctx: ScanContext, blob: Blob, member: str, why: str) -> None:
 
 def _bomb(ctx: ScanContext, location: Location, message: str, evidence: dict[str, Any]) -> None:
     ctx.emit(rules.ARCHIVE_BOMB.finding(location, message, evidence))
-    ctx.report.errors.append(_failure(location, "content beyond the expansion limits was not scanned"))
+    ctx.report.errors.append(
+        _failure(location, "content beyond the expansion limits was not scanned")
+    )
 
 
 def _failure(location: Location, message: str) -> Any:
@@ -209,17 +211,23 @@ class ZipScanner:
                       {"members": len(infos)})  # fmt: skip
                 return
             self._structure(blob, ctx, infos, f)
-            torch_prefixes = {i.filename.split("/", 1)[0] for i in infos if i.filename.endswith("/data.pkl")}
+            torch_prefixes = {
+                i.filename.split("/", 1)[0] for i in infos if i.filename.endswith("/data.pkl")
+            }
             for info in infos:
                 if info.is_dir():
                     continue
-                if torch_prefixes and TORCH_STORAGE_RECORD.match(info.filename) and (
-                    info.filename.split("/", 1)[0] in torch_prefixes
+                if (
+                    torch_prefixes
+                    and TORCH_STORAGE_RECORD.match(info.filename)
+                    and (info.filename.split("/", 1)[0] in torch_prefixes)
                 ):
                     continue  # raw tensor bytes: PyTorch never unpickles storage records
                 self._member(blob, ctx, f, info)
 
-    def _structure(self, blob: Blob, ctx: ScanContext, infos: list[zipfile.ZipInfo], f: IO[bytes]) -> None:
+    def _structure(
+        self, blob: Blob, ctx: ScanContext, infos: list[zipfile.ZipInfo], f: IO[bytes]
+    ) -> None:
         seen: set[str] = set()
         for info in infos:
             if info.filename in seen:
@@ -260,9 +268,10 @@ class ZipScanner:
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         local_name = f.read(name_len)
         data_start = info.header_offset + 30 + name_len + extra_len
-        if local_name.decode("utf-8", "replace") != info.filename and local_name.decode(
-            "cp437", "replace"
-        ) != info.filename:
+        if (
+            local_name.decode("utf-8", "replace") != info.filename
+            and local_name.decode("cp437", "replace") != info.filename
+        ):
             ctx.emit(
                 rules.ARCHIVE_INCONSISTENT.finding(
                     location,
@@ -295,7 +304,9 @@ class ZipScanner:
             props = raw.read(4)
             psize = struct.unpack("<H", props[2:4])[0] if len(props) == 4 else 0
             filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, raw.read(psize))  # type: ignore[attr-defined]
-            makers[zipfile.ZIP_LZMA] = lambda: lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+            makers[zipfile.ZIP_LZMA] = lambda: lzma.LZMADecompressor(
+                lzma.FORMAT_RAW, filters=[filt]
+            )
             source: IO[bytes] = io.BufferedReader(raw)
             size = info.compress_size - 4 - psize
         else:
@@ -360,7 +371,7 @@ class TarScanner:
     def scan(self, blob: Blob, ctx: ScanContext) -> None:
         with blob.open() as f:
             try:
-                tar = tarfile.open(fileobj=f, mode="r:")
+                tar = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 (closed with f)
                 members = []
                 for member in tar:
                     members.append(member)
@@ -399,7 +410,12 @@ class TarScanner:
 
 # -- single compressed streams ---------------------------------------------------------------------
 def _zlib_header(head: bytes) -> bool:
-    return len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 and (head[0] * 256 + head[1]) % 31 == 0
+    return (
+        len(head) >= 2
+        and head[0] & 0x0F == 8
+        and head[0] >> 4 <= 7
+        and (head[0] * 256 + head[1]) % 31 == 0
+    )
 
 
 def _optional_maker(module: str, attr: str) -> Callable[[], Any] | None:
@@ -412,7 +428,7 @@ def _optional_maker(module: str, attr: str) -> Callable[[], Any] | None:
 
 def _lz4_maker() -> Callable[[], Any] | None:
     try:
-        import lz4.frame  # type: ignore[import-not-found]
+        import lz4.frame
     except ImportError:
         return None
     return lz4.frame.LZ4FrameDecompressor  # type: ignore[no-any-return]
@@ -458,7 +474,9 @@ class CompressedScanner:
         label, get_maker = found
         make = get_maker()
         if make is None:
-            ctx.fail(blob.location, f"{label} stream, but the {label} decompressor is not installed")
+            ctx.fail(
+                blob.location, f"{label} stream, but the {label} decompressor is not installed"
+            )
             return
         inner_name = blob.name.rsplit(".", 1)[0] if "." in blob.name else blob.name
         with blob.open() as f:
@@ -532,7 +550,9 @@ class SevenZipScanner:
             try:
                 archive = py7zr.SevenZipFile(f, mode="r")
                 if archive.needs_password():
-                    ctx.emit(rules.ARCHIVE_ENCRYPTED.finding(blob.location, "7z archive is encrypted"))
+                    ctx.emit(
+                        rules.ARCHIVE_ENCRYPTED.finding(blob.location, "7z archive is encrypted")
+                    )
                     ctx.report.errors.append(_failure(blob.location, "encrypted 7z not scanned"))
                     return
                 entries = archive.list()

@@ -45,7 +45,9 @@ class NpyScanner:
             ctx.fail(blob.location, ".npy header does not parse")
             return
         if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= header.keys():
-            ctx.emit(rules.NUMPY_MALFORMED.finding(blob.location, ".npy header lacks required keys"))
+            ctx.emit(
+                rules.NUMPY_MALFORMED.finding(blob.location, ".npy header lacks required keys")
+            )
             ctx.fail(blob.location, ".npy header lacks required keys")
             return
         if "O" in repr(header["descr"]):

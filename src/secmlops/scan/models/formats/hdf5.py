@@ -1,0 +1,162 @@
+"""HDF5 files: Keras `.h5` models and weight files (also the `model.weights.h5` inside `.keras`).
+
+Legacy Keras stores the model architecture as JSON in the `model_config` (and `training_config`)
+attribute; loading it rebuilds every layer, Lambda bytecode included, so the config gets the same
+checks as a `.keras` config. HDF5 itself can point outside the file: external links, datasets whose
+raw data lives in other files, and virtual datasets mapping other files; h5py follows all of them on
+access. The file is opened read-only with h5py and never read beyond attributes and link metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secmlops.errors import ScanError
+from secmlops.findings import Rule, Severity
+from secmlops.scan.models import rules
+from secmlops.scan.models.engine import HEAD_SIZE, Blob, ScanContext
+from secmlops.scan.models.formats.keras import check_keras_config, parse_config_json
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+KERAS_CONFIG_ATTRS = ("model_config", "training_config")
+MAX_OBJECTS = 1_000_000
+MAX_CONFIG_BYTES = 64 * 2**20
+
+HDF5_EXTERNAL = Rule(
+    "MODEL-HDF5-EXTERNAL-REFERENCE",
+    Severity.HIGH,
+    "HDF5 file points at other files",
+    "External links, external raw-data files and virtual datasets make HDF5 readers open files "
+    "named by the model author (local files disclosed into tensors, or content swapped after "
+    "the file was checked).",
+    "Re-save the file with all data stored inside it (h5py: copy the datasets, drop the links).",
+    ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06"),
+)
+rules.register(HDF5_EXTERNAL)
+
+
+def signature_offset(head: bytes) -> int | None:
+    """Where the HDF5 superblock starts: offset 0 or a power of two from 512 (user block)."""
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= min(len(head), HEAD_SIZE):
+        if head[offset : offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+class Hdf5Scanner:
+    """HDF5 containers, whatever the extension (.h5, .hdf5, .keras members, .weights.h5)."""
+
+    name = "hdf5"
+
+    def sniff(self, blob: Blob) -> bool:
+        return signature_offset(blob.head) is not None
+
+    def scan(self, blob: Blob, ctx: ScanContext) -> None:
+        import h5py
+
+        with blob.open() as f:
+            try:
+                with h5py.File(f, "r") as h5:
+                    _walk(h5, blob, ctx)
+            except ScanError:
+                raise
+            except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise ScanError(f"unreadable HDF5 file: {exc}") from exc
+
+
+def _walk(h5: Any, blob: Blob, ctx: ScanContext) -> None:
+    import h5py
+
+    root = h5["/"]
+    seen: set[Any] = {root.id}
+    stack: list[tuple[str, Any]] = [("/", root)]
+    count = 0
+    _check_attrs(root, "/", blob, ctx)
+    while stack:
+        path, group = stack.pop()
+        for name in group:
+            count += 1
+            if count > MAX_OBJECTS:
+                raise ScanError(f"more than {MAX_OBJECTS} HDF5 links")
+            child = f"{path.rstrip('/')}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                _external(
+                    blob,
+                    ctx,
+                    child,
+                    "external link",
+                    {"target_file": str(link.filename), "target_path": str(link.path)},
+                )
+                continue
+            if isinstance(link, h5py.SoftLink):
+                continue  # resolves inside this file; its target is reached by its hard link
+            obj = group.get(name)
+            if obj is None or obj.id in seen:
+                continue
+            seen.add(obj.id)
+            _check_attrs(obj, child, blob, ctx)
+            if isinstance(obj, h5py.Group):
+                stack.append((child, obj))
+            elif isinstance(obj, h5py.Dataset):
+                _check_dataset(obj, child, blob, ctx)
+
+
+def _check_dataset(dataset: Any, path: str, blob: Blob, ctx: ScanContext) -> None:
+    external = dataset.external
+    if external:
+        files = sorted({str(entry[0]) for entry in external})
+        _external(blob, ctx, path, "dataset stored in external files", {"files": files[:20]})
+    if dataset.is_virtual:
+        sources = sorted(
+            {str(src.file_name) for src in dataset.virtual_sources() if src.file_name != "."}
+        )
+        if sources:
+            _external(
+                blob, ctx, path, "virtual dataset mapping other files", {"files": sources[:20]}
+            )
+
+
+def _external(blob: Blob, ctx: ScanContext, path: str, what: str, evidence: dict[str, Any]) -> None:
+    targets = evidence.get("target_file") or ", ".join(evidence.get("files", []))
+    ctx.emit(
+        HDF5_EXTERNAL.finding(
+            blob.location,
+            f"{path}: {what} -> {targets}",
+            {"object": path, "kind": what, **evidence},
+        )
+    )
+
+
+def _check_attrs(obj: Any, path: str, blob: Blob, ctx: ScanContext) -> None:
+    attrs = obj.attrs
+    for name in KERAS_CONFIG_ATTRS:
+        if name not in attrs:
+            continue
+        size = attrs.get_id(name).get_storage_size()
+        if size > MAX_CONFIG_BYTES:
+            raise ScanError(f"{path} attribute {name} is {size} bytes (limit {MAX_CONFIG_BYTES})")
+        value = _as_text(attrs[name], f"{path} attribute {name}")
+        config = parse_config_json(value, f"{path} attribute {name}")
+        origin = name if path == "/" else f"{path}@{name}"
+        check_keras_config(config, blob.location, ctx, origin)
+
+
+def _as_text(value: Any, what: str) -> str:
+    """An HDF5 string attribute as text (h5py gives str, bytes or a 1-element array)."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ScanError(f"{what} is an array of {value.size} values, not a JSON string")
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes | np.bytes_):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScanError(f"{what} is not UTF-8: {exc}") from exc
+    if isinstance(value, str):
+        return value
+    raise ScanError(f"{what} is a {type(value).__name__}, not a JSON string")
