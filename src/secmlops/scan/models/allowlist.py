@@ -132,9 +132,13 @@ class Allowlist:
     dangerous: dict[str, Danger] = field(default_factory=dict)
     dangerous_prefixes: list[tuple[str, Danger]] = field(default_factory=list)
     user: frozenset[str] = frozenset()
+    native: tuple[str, ...] = ()  # names the loader resolves itself, never through Python
 
     def judge(self, name: str, use: Use) -> Verdict:
         """Dangerous first (also on every suffix that starts at a segment), then allowed, else not."""
+        for prefix in self.native:
+            if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
+                return Verdict(True, matched=f"{prefix} (resolved natively by the loader)")
         danger = self.danger_of(name)
         if danger is not None:
             return Verdict(False, danger, danger.pattern)
@@ -189,7 +193,35 @@ class Allowlist:
             else:
                 safe[target] = max(use, safe.get(target, Use.REF))
             added.add(target)
-        return Allowlist(safe, prefixes, self.dangerous, self.dangerous_prefixes, frozenset(added))
+        return Allowlist(
+            safe, prefixes, self.dangerous, self.dangerous_prefixes, frozenset(added), self.native
+        )
+
+    def for_torchscript(self) -> Allowlist:
+        """The names PyTorch's C++ unpickler resolves itself when torch.jit.load reads an archive.
+
+        `__torch__.*` are classes compiled from the archive's own code/ (checked separately) and
+        the `torch.jit._pickle` builders are implemented in C++; none of them reaches Python.
+        """
+        return Allowlist(
+            self.safe,
+            self.safe_prefixes,
+            self.dangerous,
+            self.dangerous_prefixes,
+            self.user,
+            TORCHSCRIPT_NATIVE,
+        )
+
+
+TORCHSCRIPT_NATIVE = (
+    "__torch__.",
+    "torch.jit._pickle.build_intlist",
+    "torch.jit._pickle.build_tensorlist",
+    "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist",
+    "torch.jit._pickle.build_genericlist",
+    "torch.jit._pickle.restore_type_tag",
+)
 
 
 def _parse(document: dict[str, Any]) -> Allowlist:

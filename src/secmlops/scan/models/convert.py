@@ -50,6 +50,7 @@ _MAX_HEADER_BYTES: Final = 100_000_000  # what safetensors accepts
 _MAX_NUMPY_DIMS: Final = 64
 _MAX_DIMS: Final = 4096
 _MAX_METADATA_VALUE: Final = 4096
+_MAX_ENTRIES: Final = 5_000_000
 _LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL: Final = 1001
 _ZIP_LOCAL_MAGIC: Final = b"PK\x03\x04"
@@ -228,9 +229,13 @@ class _TypeMarker:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Opaque:
-    """A harmless value we do not convert (a `torch.device`, ...)."""
+    """A harmless value we do not convert (a `torch.device`, a set, ...).
+
+    Hashes by identity: sets are never built, so nothing in the pickle is hashed by us.
+    """
 
     what: str
+    items: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -321,7 +326,7 @@ class _LoadContext:
                 "torch.storage.UntypedStorage": _StorageType(None),
                 "_codecs.encode": self._codecs_encode,
                 "builtins.set": self._set,
-                "builtins.frozenset": self._frozenset,
+                "builtins.frozenset": self._set,
                 "builtins.complex": self._complex,
             }
         )
@@ -438,9 +443,15 @@ class _LoadContext:
         # anywhere, others must lie inside the storage.
         if tensor.numel and tensor.offset * dtype.itemsize + tensor.span > storage.nbytes:
             raise ConvertError(
-                f"tensor of shape {list(shape)}, stride {list(strides)} and offset "
-                f"{tensor.offset} reads {tensor.offset * dtype.itemsize + tensor.span} bytes "
-                f"from storage {storage.root!r} of {storage.nbytes} bytes: out of bounds"
+                f"tensor of shape {_dims_text(shape)}, stride {_dims_text(strides)} and offset "
+                f"{tensor.offset} reads past the end of storage {storage.root!r} "
+                f"({storage.nbytes} bytes): out of bounds"
+            )
+        if tensor.nbytes > self.max_bytes:  # a broadcast view can be far larger than its storage
+            raise ConvertError(
+                f"tensor of shape {_dims_text(shape)} would take more than {self.max_bytes} "
+                "bytes, over the limit",
+                hint="raise max_bytes if this checkpoint is expected to be that large",
             )
         return tensor
 
@@ -515,15 +526,12 @@ class _LoadContext:
             raise ConvertError("malformed checkpoint: unexpected _codecs.encode call")
         return text.encode("latin-1")
 
-    def _set(self, *args: object) -> frozenset[object]:
-        return self._frozenset(*args)
-
-    def _frozenset(self, *args: object) -> frozenset[object]:
+    def _set(self, *args: object) -> _Opaque:
         _arity(args, 0, 1, "set")
         items = args[0] if args else ()
         if not isinstance(items, list | tuple):
             raise ConvertError("malformed checkpoint: unexpected set construction")
-        return frozenset(items)
+        return _Opaque("set", tuple(items))
 
     def _complex(self, *args: object) -> complex:
         _arity(args, 1, 2, "complex")
@@ -571,7 +579,9 @@ def _check_tensor_metadata(value: object) -> None:
         return
     if not isinstance(value, dict):
         raise ConvertError("malformed checkpoint: tensor metadata is not a dict")
-    flags = sorted(str(k) for k, v in value.items() if v)
+    if not all(isinstance(k, str) for k in value):
+        raise ConvertError("malformed checkpoint: tensor metadata keys are not strings")
+    flags = sorted(k for k, v in value.items() if v)
     if flags:
         raise ConvertError(
             f"a tensor has lazy {'/'.join(flags)} bit(s) set; its values differ from its bytes",
@@ -580,8 +590,9 @@ def _check_tensor_metadata(value: object) -> None:
 
 
 def _index(value: object, what: str) -> int:
-    if type(value) is not int or value < 0:
-        raise ConvertError(f"malformed checkpoint: {what} is not a non-negative integer")
+    # torch keeps sizes, strides and offsets in int64
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise ConvertError(f"malformed checkpoint: {what} is not a non-negative int64")
     return value
 
 
@@ -591,6 +602,11 @@ def _dims(value: object, what: str) -> tuple[int, ...]:
     if len(value) > _MAX_DIMS:
         raise ConvertError(f"malformed checkpoint: tensor {what} has {len(value)} dimensions")
     return tuple(_index(v, what) for v in value)
+
+
+def _dims_text(dims: tuple[int, ...]) -> str:
+    shown = ", ".join(str(d) for d in dims[:8])
+    return f"[{shown}, ... ({len(dims)} dims)]" if len(dims) > 8 else f"[{shown}]"
 
 
 def _ascii(value: object) -> str:
@@ -641,33 +657,97 @@ _LENGTH1: Final = pickletools.TAKEN_FROM_ARGUMENT1
 _LENGTH4: Final = pickletools.TAKEN_FROM_ARGUMENT4
 _LENGTH4U: Final = pickletools.TAKEN_FROM_ARGUMENT4U
 _LENGTH8U: Final = pickletools.TAKEN_FROM_ARGUMENT8U
-_OP_STOP: Final = ord(".")
-_OP_PUT: Final = ord("p")
+_MAX_TUPLE_DEPTH: Final = 100  # state dicts nest tuples 3 or 4 deep
+
+# What each opcode does to the stack, for `_pickle_extent`'s simulation. The simulation tracks,
+# for each stack entry, how deeply tuples/frozensets nest inside it: hashing a tuple recurses in
+# C, so a dict key nested a million tuples deep crashes CPython's unpickler (segfault), and the
+# only defence is to refuse such a pickle before unpickling it.
+(
+    _FX_NONE, _FX_PUSH, _FX_PUSH_TUPLE, _FX_MARK, _FX_TUPLE, _FX_TUPLE1, _FX_TUPLE2, _FX_TUPLE3,
+    _FX_COLLECT, _FX_DROP_MARK, _FX_POP, _FX_POP1, _FX_POP2, _FX_SWAP1, _FX_CALL2, _FX_CALL3,
+    _FX_DUP, _FX_PUT, _FX_MEMOIZE, _FX_GET, _FX_STOP, _FX_REFUSE,
+) = range(22)  # fmt: skip
+_EFFECT_NAMES: Final = {
+    _FX_NONE: "PROTO FRAME",
+    _FX_PUSH: "INT BININT BININT1 BININT2 LONG LONG1 LONG4 STRING BINSTRING SHORT_BINSTRING "
+    "BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8 NONE NEWTRUE NEWFALSE UNICODE "
+    "SHORT_BINUNICODE BINUNICODE BINUNICODE8 FLOAT BINFLOAT EMPTY_LIST EMPTY_DICT EMPTY_SET "
+    "GLOBAL PERSID EXT1 EXT2 EXT4",
+    _FX_PUSH_TUPLE: "EMPTY_TUPLE",
+    _FX_MARK: "MARK",
+    _FX_TUPLE: "TUPLE FROZENSET",
+    _FX_TUPLE1: "TUPLE1",
+    _FX_TUPLE2: "TUPLE2",
+    _FX_TUPLE3: "TUPLE3",
+    _FX_COLLECT: "LIST DICT OBJ INST",
+    _FX_DROP_MARK: "APPENDS SETITEMS ADDITEMS POP_MARK",
+    _FX_POP: "POP",
+    _FX_POP1: "APPEND BUILD",
+    _FX_POP2: "SETITEM",
+    _FX_SWAP1: "BINPERSID",
+    _FX_CALL2: "REDUCE NEWOBJ STACK_GLOBAL",
+    _FX_CALL3: "NEWOBJ_EX",
+    _FX_DUP: "DUP",
+    _FX_PUT: "PUT BINPUT LONG_BINPUT",
+    _FX_MEMOIZE: "MEMOIZE",
+    _FX_GET: "GET BINGET LONG_BINGET",
+    _FX_STOP: "STOP",
+    _FX_REFUSE: "NEXT_BUFFER READONLY_BUFFER",
+}
+
+
+def _opcode_effects() -> list[int]:
+    by_name = {name: fx for fx, names in _EFFECT_NAMES.items() for name in names.split()}
+    table = [_FX_REFUSE] * 256
+    for op in pickletools.opcodes:
+        table[ord(op.code)] = by_name[op.name]  # KeyError here = an opcode we do not model
+    return table
+
+
+_OPCODE_EFFECTS: Final = _opcode_effects()
 _OP_LONG_BINPUT: Final = ord("r")
+_OP_PUT: Final = ord("p")
 _OP_GLOBAL: Final = ord("c")
 _OP_INST: Final = ord("i")
-_OP_BUFFERS: Final = frozenset({0x97, 0x98})  # NEXT_BUFFER, READONLY_BUFFER
+_OP_GET: Final = ord("g")
+_OP_BINGET: Final = ord("h")
+
+
+class _Malformed(Exception):
+    pass
 
 
 def _pickle_extent(data: bytes, start: int) -> tuple[int, list[tuple[str, str]]]:
     """Walk one pickle's opcodes without running it: where it ends and the globals it names.
 
-    Also rejects what the C unpickler handles badly: a memo index far beyond the number of
-    opcodes would make it allocate (and clear) a memo table of that size. Raises `_EndOfData`
-    when the pickle runs past the end of `data`.
+    Refuses what CPython's C unpickler handles badly: tuples nested deeply enough to overflow
+    the C stack when hashed, and memo indices far beyond the number of opcodes (the memo table
+    is allocated and cleared up to the largest index). Raises `_EndOfData` when the pickle
+    runs past the end of `data`.
     """
-    table = _OPCODE_ARGS
+    try:
+        return _walk_pickle(data, start)
+    except _Malformed as exc:
+        raise ConvertError(f"malformed pickle: {exc}") from None
+
+
+def _walk_pickle(data: bytes, start: int) -> tuple[int, list[tuple[str, str]]]:
+    arguments, effects = _OPCODE_ARGS, _OPCODE_EFFECTS
     size = len(data)
     pos = start
     count = 0
     names: list[tuple[str, str]] = []
+    stack: list[int] = []  # tuple nesting depth of each entry
+    marks: list[int] = []
+    memo: dict[int, int] = {}
     while True:
         if pos >= size:
             raise _EndOfData
         code = data[pos]
-        kind = table[code]
+        kind = arguments[code]
         if kind is None:
-            raise ConvertError(f"malformed pickle: unknown opcode 0x{code:02x} at byte {pos}")
+            raise _Malformed(f"unknown opcode 0x{code:02x} at byte {pos}")
         pos += 1
         count += 1
         arg = pos
@@ -690,32 +770,111 @@ def _pickle_extent(data: bytes, start: int) -> tuple[int, list[tuple[str, str]]]
                 raise _EndOfData
             length = int.from_bytes(data[pos : pos + width], "little", signed=kind == _LENGTH4)
             if length < 0:
-                raise ConvertError(f"malformed pickle: negative length at byte {pos}")
+                raise _Malformed(f"negative length at byte {pos}")
             arg = pos + width
             pos = arg + length
         if pos > size:
             raise _EndOfData
-        if code == _OP_STOP:
-            return pos, names
-        if code in (_OP_LONG_BINPUT, _OP_PUT):
+
+        effect = effects[code]
+        depth = 0
+        if effect == _FX_PUSH:
+            stack.append(0)
+            if code == _OP_GLOBAL:
+                module, _, name = data[arg : pos - 1].partition(b"\n")
+                names.append(_global_name(module, name))
+            continue
+        fence = marks[-1] if marks else 0
+        if effect == _FX_PUT:
             raw = data[arg:pos]
-            index = int.from_bytes(raw, "little") if code == _OP_LONG_BINPUT else _decimal(raw)
+            if code == _OP_LONG_BINPUT:
+                index = int.from_bytes(raw, "little")
+            elif code == _OP_PUT:
+                index = _decimal(raw)
+            else:
+                index = raw[0]
             if index > count:
-                raise ConvertError("malformed pickle: memo index out of range")
-        elif code in (_OP_GLOBAL, _OP_INST):
-            module, _, name = data[arg : pos - 1].partition(b"\n")
-            try:
-                names.append((module.decode("utf-8"), name.decode("utf-8")))
-            except UnicodeDecodeError:
-                raise ConvertError("malformed pickle: global name is not UTF-8") from None
-        elif code in _OP_BUFFERS:
-            raise ConvertError("malformed pickle: out-of-band buffers are not allowed")
+                raise _Malformed("memo index out of range")
+            if len(stack) <= fence:
+                raise _Malformed("PUT on an empty stack")
+            memo[index] = stack[-1]
+        elif effect == _FX_GET:
+            raw = data[arg:pos]
+            if code == _OP_BINGET:
+                index = raw[0]
+            elif code == _OP_GET:
+                index = _decimal(raw)
+            else:
+                index = int.from_bytes(raw, "little")
+            if index not in memo:
+                raise _Malformed("memo entry read before it was written")
+            stack.append(memo[index])
+        elif effect == _FX_MARK:
+            marks.append(len(stack))
+        elif effect in (_FX_TUPLE1, _FX_TUPLE2, _FX_TUPLE3):
+            width = 1 + effect - _FX_TUPLE1
+            if len(stack) - fence < width:
+                raise _Malformed("stack underflow")
+            depth = 1 + max(stack[-width:])
+            del stack[-width:]
+            stack.append(depth)
+        elif effect in (_FX_TUPLE, _FX_COLLECT, _FX_DROP_MARK):
+            if not marks:
+                raise _Malformed("no MARK on the stack")
+            items = stack[fence:]
+            del stack[fence:]
+            marks.pop()
+            if effect == _FX_TUPLE:
+                depth = 1 + max(items, default=0)
+                stack.append(depth)
+            elif effect == _FX_COLLECT:
+                stack.append(0)
+                if code == _OP_INST:
+                    module, _, name = data[arg : pos - 1].partition(b"\n")
+                    names.append(_global_name(module, name))
+        elif effect == _FX_PUSH_TUPLE:
+            stack.append(1)
+        elif effect in (_FX_POP1, _FX_POP2, _FX_SWAP1, _FX_CALL2, _FX_CALL3, _FX_STOP):
+            width = {_FX_POP2: 2, _FX_CALL2: 2, _FX_CALL3: 3}.get(effect, 1)
+            if len(stack) - fence < width + (effect in (_FX_POP1, _FX_POP2)):
+                raise _Malformed("stack underflow")
+            del stack[-width:]
+            if effect in (_FX_SWAP1, _FX_CALL2, _FX_CALL3):
+                stack.append(1)  # what our stand-ins return nests at most one tuple
+            elif effect == _FX_STOP:
+                return pos, names
+        elif effect == _FX_POP:
+            if len(stack) > fence:
+                stack.pop()
+            elif marks:
+                marks.pop()
+            else:
+                raise _Malformed("stack underflow")
+        elif effect == _FX_DUP:
+            if len(stack) <= fence:
+                raise _Malformed("stack underflow")
+            stack.append(stack[-1])
+        elif effect == _FX_MEMOIZE:
+            if len(stack) <= fence:
+                raise _Malformed("MEMOIZE on an empty stack")
+            memo[len(memo)] = stack[-1]
+        elif effect == _FX_REFUSE:
+            raise _Malformed("out-of-band buffers are not allowed")
+        if depth > _MAX_TUPLE_DEPTH:
+            raise _Malformed(f"tuples nested more than {_MAX_TUPLE_DEPTH} deep")
+
+
+def _global_name(module: bytes, name: bytes) -> tuple[str, str]:
+    try:
+        return module.decode("utf-8"), name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Malformed("global name is not UTF-8") from None
 
 
 def _decimal(raw: bytes) -> int:
     text = raw.strip()
     if not text.isdigit() or len(text) > 18:
-        raise ConvertError("malformed pickle: bad memo index")
+        raise _Malformed("bad memo index")
     return int(text)
 
 
@@ -1184,6 +1343,7 @@ def _select(root: object, warnings: list[str]) -> _Selection:
 
 def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -> None:
     seen: set[str] = set()
+    budget = _MAX_ENTRIES  # a dict shared under many keys is walked once per path
     # Iterative, with the chain of open dicts, so hostile nesting or cycles cannot recurse.
     stack: list[tuple[str, Iterator[tuple[Any, Any]], int]] = [("", iter(tree.items()), id(tree))]
     open_ids = {id(tree)}
@@ -1194,6 +1354,9 @@ def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -
             stack.pop()
             open_ids.discard(own)
             continue
+        budget -= 1
+        if budget < 0:
+            raise ConvertError(f"the checkpoint has more than {_MAX_ENTRIES} named entries")
         name = _key(item[0], prefix)
         value = item[1]
         if isinstance(value, dict):
@@ -1219,7 +1382,7 @@ def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -
 
 
 def _key(key: object, prefix: str) -> str:
-    if type(key) is int:
+    if type(key) is int and -(2**63) <= key < 2**63:
         key = str(key)
     if not isinstance(key, str):
         raise ConvertError(f"unsupported key type {type(key).__name__} under {prefix!r}")
@@ -1234,7 +1397,7 @@ def _key(key: object, prefix: str) -> str:
 
 
 def _scalar(value: object) -> str | None:
-    if isinstance(value, bool | int | str):
+    if isinstance(value, bool | str) or (isinstance(value, int) and -(2**63) <= value < 2**63):
         return str(value)
     if isinstance(value, float):
         return repr(value)
@@ -1263,9 +1426,12 @@ def _count_tensors(value: object) -> int:
         item = pending.pop()
         if isinstance(item, _Tensor):
             count += 1
-        elif isinstance(item, dict | list | tuple | frozenset) and id(item) not in seen:
+        elif isinstance(item, dict | list | tuple | _Opaque) and id(item) not in seen:
             seen.add(id(item))
-            pending.extend(item.values() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                pending.extend(item.values())
+            else:
+                pending.extend(item.items if isinstance(item, _Opaque) else item)
     return count
 
 

@@ -70,6 +70,7 @@ class Blob:
     _open: Callable[[], IO[bytes]]
     _head: bytes | None = None
     _tail: bytes | None = None
+    allowlist: Allowlist | None = None  # a loader-specific verdict (TorchScript archive members)
 
     def open(self) -> IO[bytes]:
         """A fresh seekable binary stream over the whole blob."""

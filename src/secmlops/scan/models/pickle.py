@@ -210,6 +210,7 @@ class _Machine:
         self.frame_end: int | None = None
         self.proto = 0
         self.pending_array: Instance | None = None  # joblib array data follows this opcode
+        self.start = reader.pos()  # a nested joblib pickle starts inside the outer stream
 
     # -- stack helpers -------------------------------------------------------------------------
     def push(self, value: Any) -> None:
@@ -970,7 +971,7 @@ def op_proto(m: _Machine, offset: int) -> bool:
     proto = m.r.read(1)[0]
     if proto > HIGHEST_PROTOCOL:
         raise PickleBreak(f"unsupported pickle protocol: {proto}")
-    if offset != m.res.start:
+    if offset != m.start:
         m.differential(offset, f"PROTO {proto} in the middle of the stream")
     m.proto = proto
     m.res.protocol = proto

@@ -211,6 +211,11 @@ class ZipScanner:
                       {"members": len(infos)})  # fmt: skip
                 return
             self._structure(blob, ctx, infos, f)
+            torchscript = {
+                i.filename.split("/", 1)[0]
+                for i in infos
+                if i.filename.endswith("/constants.pkl") and "/" in i.filename
+            } & {i.filename.split("/", 1)[0] for i in infos if "/code/" in i.filename}
             torch_prefixes = {
                 i.filename.split("/", 1)[0] for i in infos if i.filename.endswith("/data.pkl")
             }
@@ -223,7 +228,8 @@ class ZipScanner:
                     and (info.filename.split("/", 1)[0] in torch_prefixes)
                 ):
                     continue  # raw tensor bytes: PyTorch never unpickles storage records
-                self._member(blob, ctx, f, info)
+                native = info.filename.split("/", 1)[0] in torchscript
+                self._member(blob, ctx, f, info, torchscript=native)
 
     def _structure(
         self, blob: Blob, ctx: ScanContext, infos: list[zipfile.ZipInfo], f: IO[bytes]
@@ -255,7 +261,15 @@ class ZipScanner:
                 )
             )
 
-    def _member(self, blob: Blob, ctx: ScanContext, f: IO[bytes], info: zipfile.ZipInfo) -> None:
+    def _member(
+        self,
+        blob: Blob,
+        ctx: ScanContext,
+        f: IO[bytes],
+        info: zipfile.ZipInfo,
+        *,
+        torchscript: bool = False,
+    ) -> None:
         location = blob.location.child(info.filename)
         if info.flag_bits & 0x1:
             ctx.emit(rules.ARCHIVE_ENCRYPTED.finding(location, "member is encrypted"))
@@ -291,6 +305,8 @@ class ZipScanner:
             return
         if info.compress_type == zipfile.ZIP_STORED:
             child = slice_blob(blob, info.filename, data_start, info.compress_size)
+            if torchscript:
+                child.allowlist = ctx.allowlist.for_torchscript()
             self._check_crc(ctx, child, info)
             ctx.scan_child(child)
             return
@@ -325,6 +341,8 @@ class ZipScanner:
         if spool is None:
             return
         child = ctx.child_blob(blob, info.filename, spool)
+        if torchscript:
+            child.allowlist = ctx.allowlist.for_torchscript()
         self._check_crc(ctx, child, info)
         ctx.scan_child(child)
 

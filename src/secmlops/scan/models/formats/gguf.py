@@ -509,7 +509,7 @@ DANGEROUS_ATTRS = frozenset(
 DANGEROUS_CONSTANTS = frozenset(
     {
         "os", "popen", "subprocess", "eval", "exec", "__import__", "builtins", "import_module",
-        "sys", "check_output", "getattr", "globals", "system",
+        "sys", "check_output", "getattr", "globals",
     }
 )  # fmt: skip
 # Globals that give access to Python objects (Jinja's own and Flask's); any reference escapes.

@@ -24,12 +24,13 @@ class PickleScanner:
 def scan_pickle_stream(blob: Blob, ctx: ScanContext, start: int = 0) -> int:
     """Analyse every consecutive pickle from `start`; returns where the last one ended."""
     end = start
+    allowlist = blob.allowlist or ctx.allowlist
     with blob.open() as f:
         f.seek(start)
         for index, analysis in enumerate(
-            iter_pickles(f, blob.size, ctx.allowlist, max_ops=ctx.limits.max_pickle_ops)
+            iter_pickles(f, blob.size, allowlist, max_ops=ctx.limits.max_pickle_ops)
         ):
-            for finding in findings_for(analysis, ctx.allowlist, blob.location, index=index):
+            for finding in findings_for(analysis, allowlist, blob.location, index=index):
                 ctx.emit(finding)
             if index == 1:
                 ctx.emit(
