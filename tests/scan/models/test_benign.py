@@ -12,7 +12,11 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -62,7 +66,10 @@ def test_torch_optimizer_checkpoint(tmp_path: Path) -> None:
     opt = torch.optim.Adam(net.parameters())
     net.lin.weight.sum().backward()
     opt.step()
-    torch.save({"model": net.state_dict(), "optim": opt.state_dict(), "epoch": 3, "lr": 0.1}, tmp_path / "c.pt")
+    torch.save(
+        {"model": net.state_dict(), "optim": opt.state_dict(), "epoch": 3, "lr": 0.1},
+        tmp_path / "c.pt",
+    )
     assert_clean(tmp_path / "c.pt")
 
 

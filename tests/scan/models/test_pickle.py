@@ -156,7 +156,7 @@ def test_build_setting_setstate_is_a_hijack() -> None:
 
 
 def test_build_on_a_global_itself_is_a_hijack() -> None:
-    data = b"\x80\x04" + sg("collections", "OrderedDict") + b"N}\x8c\x01x\x8c\x01y\x86b."
+    data = b"\x80\x04" + sg("collections", "OrderedDict") + b"N}\x8c\x01x\x8c\x01ys\x86b."
     assert "MODEL-PICKLE-STATE-HIJACK" in rules_of(data)
 
 

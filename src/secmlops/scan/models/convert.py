@@ -373,7 +373,7 @@ class _LoadContext:
                 hint=_HINT_RESAVE,
             )
         if kind != "storage":
-            raise ConvertError(f"malformed checkpoint: unknown persistent id type {kind!r}")
+            raise ConvertError(f"malformed checkpoint: unknown persistent id type {_quote(kind)}")
         if self.legacy:
             if len(pid) != 6:
                 raise ConvertError("malformed checkpoint: legacy storage id must have 6 fields")
@@ -393,7 +393,8 @@ class _LoadContext:
         nbytes = count * dtype.itemsize
         if nbytes > self.max_bytes:
             raise ConvertError(
-                f"storage {key!r} declares {nbytes} bytes, over the limit of {self.max_bytes}",
+                f"storage {_quote(key)} declares {nbytes} bytes, "
+                f"over the limit of {self.max_bytes}",
                 hint="raise max_bytes if this checkpoint is expected to be that large",
             )
         storage = self.storages.get(key)
@@ -401,7 +402,7 @@ class _LoadContext:
             storage = self.storages[key] = _Storage(key, dtype, nbytes)
         elif storage.dtype is not dtype or storage.nbytes != nbytes:
             raise ConvertError(
-                f"malformed checkpoint: storage {key!r} is declared twice with different "
+                f"malformed checkpoint: storage {_quote(key)} is declared twice with different "
                 "types or sizes"
             )
         if view is None:
@@ -417,7 +418,7 @@ class _LoadContext:
         item = root.dtype.itemsize
         if (offset + size) * item > root.nbytes:
             raise ConvertError(
-                f"storage view {key!r} is out of bounds of storage {root.root!r} "
+                f"storage view {_quote(key)} is out of bounds of storage {_quote(root.root)} "
                 f"({(offset + size) * item} > {root.nbytes} bytes)"
             )
         found = self.views.get(key)
@@ -444,7 +445,7 @@ class _LoadContext:
         if tensor.numel and tensor.offset * dtype.itemsize + tensor.span > storage.nbytes:
             raise ConvertError(
                 f"tensor of shape {_dims_text(shape)}, stride {_dims_text(strides)} and offset "
-                f"{tensor.offset} reads past the end of storage {storage.root!r} "
+                f"{tensor.offset} reads past the end of storage {_quote(storage.root)} "
                 f"({storage.nbytes} bytes): out of bounds"
             )
         if tensor.nbytes > self.max_bytes:  # a broadcast view can be far larger than its storage
@@ -602,6 +603,11 @@ def _dims(value: object, what: str) -> tuple[int, ...]:
     if len(value) > _MAX_DIMS:
         raise ConvertError(f"malformed checkpoint: tensor {what} has {len(value)} dimensions")
     return tuple(_index(v, what) for v in value)
+
+
+def _quote(text: str) -> str:
+    """A name from the file, quoted and cut short: messages stay readable whatever it holds."""
+    return repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
 
 
 def _dims_text(dims: tuple[int, ...]) -> str:
@@ -966,6 +972,8 @@ class _Source:
         """Yield `length` uncompressed bytes of `region` from `start`, in bounded chunks."""
         if start < 0 or start + length > region.length:
             raise ConvertError(f"{region.label}: read beyond the end of the record")
+        if length == 0:
+            return
         if region.compressed is None:
             yield from self._raw_chunks(region.start + start, length)
         else:
@@ -1127,7 +1135,7 @@ def _parse_legacy(source: _Source, head: bytes, max_bytes: int, warnings: list[s
         raise ConvertError(f"{source.path}: not a legacy PyTorch checkpoint (bad magic number)")
     protocol, pos = _load_pickle(head, pos, None)
     if type(protocol) is not int or protocol != _LEGACY_PROTOCOL:
-        raise ConvertError(f"{source.path}: unsupported legacy protocol version {protocol!r}")
+        raise ConvertError(f"{source.path}: unsupported legacy protocol version")
     sys_info, pos = _load_pickle(head, pos, None)
     if not isinstance(sys_info, dict):
         raise ConvertError(f"{source.path}: malformed legacy checkpoint (sys_info)")
@@ -1143,23 +1151,27 @@ def _parse_legacy(source: _Source, head: bytes, max_bytes: int, warnings: list[s
         storage = context.storages.get(key)
         if storage is None:
             raise ConvertError(
-                f"{source.path}: storage {key!r} has data but is not used by the pickle"
+                f"{source.path}: storage {_quote(key)} has data but is not used by the pickle"
             )
         if pos + 8 > source.size:
-            raise ConvertError(f"{source.path}: truncated legacy checkpoint (storage {key!r})")
+            raise ConvertError(
+                f"{source.path}: truncated legacy checkpoint (storage {_quote(key)})"
+            )
         (count,) = struct.unpack("<q", source.read(pos, 8))
         if count < 0 or count * storage.dtype.itemsize != storage.nbytes:
             raise ConvertError(
-                f"{source.path}: storage {key!r} holds {count} elements, the pickle declares "
+                f"{source.path}: storage {_quote(key)} holds {count} elements, the pickle declares "
                 f"{storage.nbytes // storage.dtype.itemsize}"
             )
         if pos + 8 + storage.nbytes > source.size:
-            raise ConvertError(f"{source.path}: truncated legacy checkpoint (storage {key!r})")
-        regions[key] = _Region(f"legacy storage {key}", pos + 8, storage.nbytes)
+            raise ConvertError(
+                f"{source.path}: truncated legacy checkpoint (storage {_quote(key)})"
+            )
+        regions[key] = _Region(f"legacy storage {_quote(key)}", pos + 8, storage.nbytes)
         pos += 8 + storage.nbytes
     missing = [k for k in context.storages if k not in regions]
     if missing:
-        raise ConvertError(f"{source.path}: storage {missing[0]!r} is used but has no data")
+        raise ConvertError(f"{source.path}: storage {_quote(missing[0])} is used but has no data")
     if pos < source.size:
         warnings.append(f"{source.size - pos} trailing bytes after the last storage were ignored")
     return _Checkpoint("legacy", root, context, regions)
@@ -1185,7 +1197,7 @@ def _read_zip(source: _Source, max_bytes: int, warnings: list[str]) -> _Checkpoi
         key = _fold(info.filename)
         if key in by_name:
             raise ConvertError(
-                f"{source.path}: the zip holds two records named {info.filename!r}; "
+                f"{source.path}: the zip holds two records named {_quote(info.filename)}; "
                 "readers may disagree on which one is used"
             )
         by_name[key] = info
@@ -1221,19 +1233,20 @@ def _read_zip(source: _Source, max_bytes: int, warnings: list[str]) -> _Checkpoi
     regions: dict[str, _Region] = {}
     unverified: list[_Region] = []
     for key, storage in context.storages.items():
-        found = record(f"data/{key}")
+        name = f"data/{key}"
+        found = record(name)
         if found is None:
-            raise ConvertError(f"{source.path}: storage record data/{key} is missing")
+            raise ConvertError(f"{source.path}: storage record {_quote(name)} is missing")
         region = _region(source, found)
         if region.length < storage.nbytes:
             raise ConvertError(
-                f"{source.path}: storage record data/{key} holds {region.length} bytes, "
+                f"{source.path}: storage record {_quote(name)} holds {region.length} bytes, "
                 f"the pickle declares {storage.nbytes}"
             )
         if region.length > storage.nbytes:
             warnings.append(
-                f"record data/{key} is {region.length - storage.nbytes} bytes longer than its "
-                "storage; the extra bytes were ignored (as torch.load does)"
+                f"record {_quote(name)} is {region.length - storage.nbytes} bytes longer than "
+                "its storage; the extra bytes were ignored (as torch.load does)"
             )
         regions[key] = region
         unverified.append(region)
@@ -1258,7 +1271,7 @@ def _fold(name: str) -> str:
 
 
 def _region(source: _Source, info: zipfile.ZipInfo) -> _Region:
-    label = info.filename
+    label = _quote(info.filename)
     if info.flag_bits & 0x1:
         raise ConvertError(f"{source.path}: record {label} is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -1312,7 +1325,10 @@ _CHECKPOINT_KEYS: Final = ("state_dict", "model")
 
 def _select(root: object, warnings: list[str]) -> _Selection:
     if not isinstance(root, dict):
-        kind = "a tensor" if isinstance(root, _Tensor) else f"a {type(root).__name__}"
+        if isinstance(root, _Tensor | _Opaque):
+            kind = "a tensor" if isinstance(root, _Tensor) else f"a {root.what}"
+        else:
+            kind = f"a {type(root).__name__}"
         raise ConvertError(
             f"the checkpoint holds {kind}, not a dict of named tensors",
             hint="save a state_dict: torch.save(model.state_dict(), path)",
@@ -1337,7 +1353,7 @@ def _select(root: object, warnings: list[str]) -> _Selection:
         else:
             count = _count_tensors(value)
             what = f" holding {count} tensor(s)" if count else ""
-            warnings.append(f"checkpoint entry {name!r}{what} was not converted")
+            warnings.append(f"checkpoint entry {_quote(name)}{what} was not converted")
     return selection
 
 
@@ -1361,12 +1377,12 @@ def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -
         value = item[1]
         if isinstance(value, dict):
             if id(value) in open_ids:
-                raise ConvertError(f"the checkpoint dict contains itself at {name!r}")
+                raise ConvertError(f"the checkpoint dict contains itself at {_quote(name)}")
             open_ids.add(id(value))
             stack.append((f"{name}.", iter(value.items()), id(value)))
             continue
         if name in seen:
-            raise ConvertError(f"two entries flatten to the same tensor name {name!r}")
+            raise ConvertError(f"two entries flatten to the same tensor name {_quote(name)}")
         seen.add(name)
         if isinstance(value, _Tensor):
             selection.tensors.append((name, value))
@@ -1374,23 +1390,25 @@ def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -
             _add_scalar(selection, name, value, warnings)
         elif _count_tensors(value):
             raise ConvertError(
-                f"tensors inside a {type(value).__name__} at {name!r} have no names",
+                f"tensors inside a {type(value).__name__} at {_quote(name)} have no names",
                 hint="only dicts of tensors (nested dicts are flattened with '.') are converted",
             )
         else:
-            warnings.append(f"non-tensor value at {name!r} ({type(value).__name__}) was dropped")
+            warnings.append(
+                f"non-tensor value at {_quote(name)} ({type(value).__name__}) was dropped"
+            )
 
 
 def _key(key: object, prefix: str) -> str:
     if type(key) is int and -(2**63) <= key < 2**63:
         key = str(key)
     if not isinstance(key, str):
-        raise ConvertError(f"unsupported key type {type(key).__name__} under {prefix!r}")
+        raise ConvertError(f"unsupported key type {type(key).__name__} under {_quote(prefix)}")
     name = prefix + key
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConvertError(f"key {name!r} is not valid UTF-8") from None
+        raise ConvertError(f"key {_quote(name)} is not valid UTF-8") from None
     if name == "__metadata__":
         raise ConvertError("a tensor named '__metadata__' cannot be stored in safetensors")
     return name
@@ -1409,7 +1427,7 @@ def _add_scalar(selection: _Selection, name: str, value: object, warnings: list[
     if text is None:
         return
     if len(text) > _MAX_METADATA_VALUE:
-        warnings.append(f"value at {name!r} is too long for metadata and was dropped")
+        warnings.append(f"value at {_quote(name)} is too long for metadata and was dropped")
         return
     selection.scalars[name] = text
 
@@ -1517,7 +1535,7 @@ def _header_shape(entry: _Planned) -> list[int]:
     if entry.tensor.dtype.code == "F4":
         # Two 4-bit values per byte: safetensors counts values, torch counts bytes.
         if not shape:
-            raise ConvertError(f"cannot convert 0-d float4_e2m1fn_x2 tensor {entry.name!r}")
+            raise ConvertError(f"cannot convert 0-d float4_e2m1fn_x2 tensor {_quote(entry.name)}")
         shape[-1] *= 2
     return shape
 
@@ -1535,8 +1553,8 @@ def _note_overlaps(kept: list[tuple[str, _Tensor]], warnings: list[str]) -> None
         for begin, stop, name in areas[1:]:
             if begin < reach:
                 warnings.append(
-                    f"tensors {holder!r} and {name!r} are different views of overlapping "
-                    "bytes; each was written as its own copy"
+                    f"tensors {_quote(holder)} and {_quote(name)} are different views of "
+                    "overlapping bytes; each was written as its own copy"
                 )
             if stop > reach:
                 reach, holder = stop, name
@@ -1614,14 +1632,14 @@ class _Writer:
         dims = [(n, s) for n, s in zip(tensor.shape, tensor.stride, strict=True) if n != 1]
         if len(dims) > _MAX_NUMPY_DIMS:
             raise ConvertError(
-                f"tensor {entry.name!r} is a non-contiguous view with {len(dims)} dimensions "
+                f"tensor {_quote(entry.name)} is a non-contiguous view with {len(dims)} dimensions "
                 f"larger than 1; at most {_MAX_NUMPY_DIMS} are supported"
             )
         try:
             span = bytearray(tensor.span)
         except MemoryError:
             raise ConvertError(
-                f"not enough memory to read non-contiguous tensor {entry.name!r} "
+                f"not enough memory to read non-contiguous tensor {_quote(entry.name)} "
                 f"({tensor.span} bytes)"
             ) from None
         view = memoryview(span)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from secmlops.errors import ScanError
 from secmlops.findings import Finding, Location, Report, ScanFailure
@@ -109,6 +109,54 @@ class Blob:
     @classmethod
     def from_bytes(cls, data: bytes, location: Location, depth: int, name: str) -> Blob:
         return cls(location, len(data), depth, name, lambda: io.BytesIO(data))
+
+
+class SliceFile(io.RawIOBase):
+    """A read-only, seekable window onto part of another file (stored members need no copy)."""
+
+    def __init__(self, opener: Callable[[], IO[bytes]], start: int, length: int) -> None:
+        self._f = opener()
+        self._start = start
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._length - self._pos)
+        if want <= 0:
+            return 0
+        self._f.seek(self._start + self._pos)
+        data = self._f.read(want)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def slice_blob(parent: Blob, member: str, start: int, length: int) -> Blob:
+    location = parent.location.child(member)
+    name = member.rsplit("/", 1)[-1] or member
+
+    def opener() -> IO[bytes]:
+        return io.BufferedReader(SliceFile(parent.open, start, length), 1 << 20)
+
+    return Blob(location, length, parent.depth + 1, name, opener)
 
 
 class FormatScanner(Protocol):

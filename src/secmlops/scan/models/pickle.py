@@ -9,6 +9,7 @@ parsers disagree. A stream that breaks is analysed up to the break: what comes b
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ ARGUMENT_USES: dict[str, dict[int, Use]] = {
     "torch._tensor._rebuild_from_type": {0: Use.CALL, 1: Use.NEW},
     "torch._utils._rebuild_wrapper_subclass": {0: Use.NEW},
     "torch._utils._rebuild_subclass": {0: Use.NEW},
+    "functools.partial": {0: Use.CALL},
 }
 # Text codecs whose result the analyser may compute (protocol-2 bytes go through codecs.encode).
 FOLDABLE_CODECS = frozenset({"latin1", "latin-1", "iso-8859-1", "utf-8", "utf8", "ascii", "rot13", "rot_13"})  # fmt: skip
@@ -54,10 +56,12 @@ MARK = _Mark()
 class Opaque:
     """A value the analyser does not model (large bytes, buffers, persistent loads)."""
 
-    __slots__ = ("what",)
+    __slots__ = ("offset", "size", "what")
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, offset: int = -1, size: int = 0) -> None:
         self.what = what
+        self.offset = offset  # where large skipped bytes start in the stream (-1: not bytes)
+        self.size = size
 
 
 class GlobalRef:
@@ -121,6 +125,24 @@ class SetV(ListV):
     __slots__ = ()
 
 
+# Loaders of an embedded byte string: when the bytes are a constant of the file they are scanned
+# as a file of their own, and the call is judged by what they contain.
+NESTED_LOADERS = frozenset({"torch.storage._load_from_bytes", "pickle.loads"})
+# Callables whose danger is the callable they are given: judged through their argument.
+CALLS_ITS_ARGUMENT = frozenset({"functools.partial"})
+
+
+@dataclass(frozen=True, slots=True)
+class NestedLoad:
+    """An embedded byte string that a call deserialises (inline bytes, or a region of the stream)."""
+
+    call_offset: int
+    loader: str
+    data: bytes | None
+    offset: int
+    size: int
+
+
 @dataclass(slots=True)
 class GlobalUse:
     """Every reference to one canonical global in one pickle."""
@@ -151,6 +173,8 @@ class PickleAnalysis:
     hijacks: list[tuple[int, str]] = field(default_factory=list)
     ext_codes: list[tuple[int, int]] = field(default_factory=list)
     first_opcode_failed: bool = False
+    nested: list[NestedLoad] = field(default_factory=list)
+    nested_unresolved: set[str] = field(default_factory=set)
 
 
 class _Reader:
@@ -177,7 +201,7 @@ class _Reader:
             if here + n > self.size:
                 raise PickleBreak("pickle data was truncated")
             self.f.seek(here + n)
-            return Opaque(f"{n} bytes")
+            return Opaque(f"{n} bytes", here, n)
         return self.read(n)
 
     def readline(self) -> bytes:
@@ -238,6 +262,8 @@ class _Machine:
     # -- what the analysis records --------------------------------------------------------------
     def use(self, value: Any, use: Use) -> None:
         if isinstance(value, GlobalRef):
+            if use is Use.REF and value.qualified in NESTED_LOADERS:
+                self.res.nested_unresolved.add(value.qualified)
             entry = self.res.globals.get(value.qualified)
             if entry is None:
                 raw = f"{value.module}.{value.name}"
@@ -256,6 +282,8 @@ class _Machine:
         self.res.calls += 1
         if isinstance(callee, GlobalRef):
             self.use(callee, Use.CALL)
+            if callee.qualified in NESTED_LOADERS:
+                self._nested(callee.qualified, args, offset)
             arg_uses = ARGUMENT_USES.get(callee.qualified, {})
             items = args if isinstance(args, tuple) else ()
             for i, item in enumerate(items):
@@ -264,6 +292,15 @@ class _Machine:
             return Instance(callee, offset, self._fold(callee, items), items)
         self.res.computed_calls.append((offset, f"{how} calls {_describe(callee)}"))
         return Instance(callee, offset)
+
+    def _nested(self, name: str, args: Any, offset: int) -> None:
+        payload = _unfold(args[0]) if isinstance(args, tuple) and len(args) == 1 else None
+        if isinstance(payload, bytes):
+            self.res.nested.append(NestedLoad(offset, name, payload, -1, len(payload)))
+        elif isinstance(payload, Opaque) and payload.offset >= 0:
+            self.res.nested.append(NestedLoad(offset, name, None, payload.offset, payload.size))
+        else:
+            self.res.nested_unresolved.add(name)
 
     def instantiate(self, cls: Any, offset: int, how: str) -> Any:
         if isinstance(cls, GlobalRef):
@@ -375,24 +412,44 @@ def _describe(value: Any) -> str:
 
 
 # -- opcode handlers: each returns True on STOP ----------------------------------------------------
-def _int_line(m: _Machine, raw: bytes, offset: int, *, base0: bool) -> int:
-    text = raw.decode("ascii", "replace").strip()
+_PLAIN_DECIMAL = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_C_OCTAL = re.compile(r"[+-]?0[0-7]+")
+
+
+def _strtol(text: str) -> int | None:
+    """C's strtol(s, &end, 0) on the whole string: decimal, 0x hex or 0-prefixed octal."""
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if text[:1] in "+-" and body[:1] in "+-":
+        return None
     try:
-        return int(text, 10)
+        if body[:2].lower() == "0x":
+            return sign * int(body[2:], 16) if body[2:] and "_" not in body else None
+        if _C_OCTAL.fullmatch(body):
+            return sign * int(body, 8)
+        return sign * int(body, 10) if body.isdigit() else None
     except ValueError:
-        pass
-    if base0:
-        # The C unpickler parses INT with strtol(base 0): hex, octal and '0'-prefixed forms load.
+        return None
+
+
+def _int_line(m: _Machine, raw: bytes, offset: int, *, c_strtol: bool) -> int:
+    """INT (C: strtol base 0) or LONG (C: int(s, 0)); anything pickletools reads differently is noted."""
+    text = raw.decode("ascii", "replace").strip()
+    if c_strtol:
+        value = _strtol(text)
+        if value is None:
+            try:
+                value = int(text, 0)  # the C loader falls back to PyLong_FromString(s, 0)
+            except ValueError:
+                raise PickleBreak(f"invalid literal for int: {text[:40]!r}") from None
+    else:
         try:
             value = int(text, 0)
         except ValueError:
-            try:
-                value = int(text, 8) if text.lstrip("+-").startswith("0") else int(text, 16)
-            except ValueError:
-                raise PickleBreak(f"invalid literal for int: {text!r}") from None
-        m.differential(offset, f"INT {text!r} is read differently by pickletools")
-        return value
-    raise PickleBreak(f"invalid literal for int: {text!r}")
+            raise PickleBreak(f"invalid literal for int: {text[:40]!r}") from None
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        m.differential(offset, f"integer literal {text[:40]!r} is read differently by pickletools")
+    return value
 
 
 def op_mark(m: _Machine, offset: int) -> bool:
@@ -442,7 +499,7 @@ def op_int(m: _Machine, offset: int) -> bool:
     elif raw == b"01":
         m.push(True)
     else:
-        m.push(_int_line(m, raw, offset, base0=True))
+        m.push(_int_line(m, raw, offset, c_strtol=True))
     return False
 
 
@@ -465,7 +522,7 @@ def op_long(m: _Machine, offset: int) -> bool:
     raw = m.r.readline()
     if raw.endswith(b"L"):
         raw = raw[:-1]
-    m.push(_int_line(m, raw, offset, base0=False))
+    m.push(_int_line(m, raw, offset, c_strtol=False))
     return False
 
 
@@ -672,6 +729,9 @@ def op_build(m: _Machine, offset: int) -> bool:
                     m.use(key, Use.REF)
     if isinstance(inst, Instance):
         inst.state = state
+        callee = inst.callee.qualified if isinstance(inst.callee, GlobalRef) else ""
+        if callee in CALLS_ITS_ARGUMENT and isinstance(state, tuple) and state:
+            m.use(state[0], Use.CALL)
         if isinstance(inst.callee, GlobalRef) and inst.callee.qualified in JOBLIB_WRAPPERS:
             m.pending_array = inst
     if isinstance(inst, GlobalRef):
@@ -867,7 +927,7 @@ def _setitems(
 
 
 def op_get(m: _Machine, offset: int) -> bool:
-    idx = _int_line(m, m.r.readline(), offset, base0=False)
+    idx = _memo_index(m.r.readline())
     return _get(m, idx)
 
 
@@ -879,6 +939,14 @@ def op_long_binget(m: _Machine, offset: int) -> bool:
     return _get(m, struct.unpack("<I", m.r.read(4))[0])
 
 
+def _memo_index(raw: bytes) -> int:
+    # GET/PUT: the C loader uses PyLong_FromString(s, NULL, 10) (so "00" and "+1" are valid).
+    try:
+        return int(raw.decode("ascii"), 10)
+    except (UnicodeDecodeError, ValueError):
+        raise PickleBreak("invalid memo index") from None
+
+
 def _get(m: _Machine, idx: int) -> bool:
     if idx not in m.memo:
         raise PickleBreak(f"memo value not found at index {idx}")
@@ -887,7 +955,7 @@ def _get(m: _Machine, idx: int) -> bool:
 
 
 def op_put(m: _Machine, offset: int) -> bool:
-    idx = _int_line(m, m.r.readline(), offset, base0=False)
+    idx = _memo_index(m.r.readline())
     if idx < 0:
         raise PickleBreak("negative PUT argument")
     m.memo[idx] = m.top()
@@ -1028,6 +1096,13 @@ def analyze_one(
         result.error = f"limit: {exc}"
     except (struct.error, OverflowError, RecursionError, MemoryError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
+    # Whatever the loader had imported when it stopped counts, used or not.
+    for value in [*machine.stack, *(v for level in machine.metastack for v in level)]:
+        if isinstance(value, GlobalRef) and value.qualified not in result.globals:
+            machine.use(value, Use.REF)
+    for value in machine.memo.values():
+        if isinstance(value, GlobalRef) and value.qualified not in result.globals:
+            machine.use(value, Use.REF)
     result.end = f.tell()
     return result
 
@@ -1092,7 +1167,20 @@ def findings_for(
     """Turn one analysis into findings: one per distinct global and per structural problem."""
     out: list[Finding] = []
     where = f"pickle #{index + 1}" if index else "pickle"
+    nested_names = {n.loader for n in analysis.nested} - analysis.nested_unresolved
     for g in analysis.globals.values():
+        if g.name in CALLS_ITS_ARGUMENT:
+            continue  # its callable argument is recorded as called and judged itself
+        if g.name in nested_names:
+            out.append(
+                rules.PICKLE_NESTED.finding(
+                    location.at_offset(base_offset + g.offset),
+                    f"{where} deserialises embedded bytes with {g.name}; the embedded content "
+                    "is scanned as its own member",
+                    {"global": g.name, "count": g.count, "pickle_index": index},
+                )
+            )
+            continue
         verdict = allowlist.judge(g.name, g.use)
         if verdict.allowed:
             continue
@@ -1121,6 +1209,9 @@ def findings_for(
             ):
                 msg += f" for use '{g.use.label}'"
             out.append(rules.PICKLE_UNKNOWN.finding(loc, msg, evidence))
+    suspicious = bool(out and any(f.rule_id != rules.PICKLE_NESTED.rule_id for f in out)) or bool(
+        analysis.computed_calls or analysis.hijacks or analysis.ext_codes
+    )
     for offset, what in analysis.computed_calls[:20]:
         out.append(
             rules.PICKLE_COMPUTED_CALL.finding(
@@ -1147,11 +1238,14 @@ def findings_for(
             )
         )
     for offset, what in analysis.differentials[:20]:
+        # Analysed the C unpickler's way, a quirk alone hides nothing; beside anything
+        # suspicious it is a sign of a file crafted to mislead other tools.
         out.append(
             rules.PICKLE_DIFFERENTIAL.finding(
                 location.at_offset(base_offset + offset),
                 f"{where}: {what}",
                 {"pickle_index": index},
+                severity=Severity.HIGH if suspicious else Severity.LOW,
             )
         )
     if analysis.error is not None:

@@ -82,6 +82,16 @@ PICKLE_LIMIT = Rule(
     "Raise the limit only for files from a trusted source, or convert the model.",
     _ROBUST,
 )
+PICKLE_NESTED = Rule(
+    "MODEL-PICKLE-NESTED",
+    Severity.LOW,
+    "Pickle deserialises embedded bytes",
+    "torch.storage._load_from_bytes (what pickle.dumps of a tensor writes) and pickle.loads run a "
+    "second loader on bytes stored in the file; those bytes are scanned as a member of their own "
+    "and any finding in them is reported there.",
+    "No action needed when the embedded member is clean; prefer torch.save or safetensors.",
+    _EXEC,
+)
 PICKLE_MULTIPLE = Rule(
     "MODEL-PICKLE-MULTIPLE",
     Severity.INFO,
@@ -196,7 +206,7 @@ ALL: dict[str, Rule] = {
     r.rule_id: r
     for r in [
         PICKLE_EXEC, PICKLE_UNKNOWN, PICKLE_COMPUTED_CALL, PICKLE_STATE_HIJACK, PICKLE_EXT,
-        PICKLE_MALFORMED, PICKLE_DIFFERENTIAL, PICKLE_LIMIT, PICKLE_MULTIPLE, FORMAT_UNKNOWN, SYMLINK,
+        PICKLE_MALFORMED, PICKLE_DIFFERENTIAL, PICKLE_LIMIT, PICKLE_MULTIPLE, PICKLE_NESTED, FORMAT_UNKNOWN, SYMLINK,
         SCAN_INCOMPLETE, ARCHIVE_TRAVERSAL, ARCHIVE_BOMB, ARCHIVE_DEPTH, ARCHIVE_INCONSISTENT,
         ARCHIVE_ENCRYPTED, TORCHSCRIPT, TORCHSCRIPT_DANGEROUS, NUMPY_OBJECT, NUMPY_MALFORMED,
     ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
-import os
 import re
 import struct
 import tarfile
@@ -22,59 +21,11 @@ from typing import IO, Any
 from secmlops.errors import ScanError
 from secmlops.findings import Location
 from secmlops.scan.models import rules
-from secmlops.scan.models.engine import Blob, ScanContext
+from secmlops.scan.models.engine import Blob, ScanContext, SliceFile, slice_blob
 
 CHUNK = 1 << 20
 TORCH_STORAGE_RECORD = re.compile(r"^[^/]+/data/\d+$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class SliceFile(io.RawIOBase):
-    """A read-only, seekable window onto part of another file (stored members need no copy)."""
-
-    def __init__(self, opener: Callable[[], IO[bytes]], start: int, length: int) -> None:
-        self._f = opener()
-        self._start = start
-        self._length = length
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._length - self._pos)
-        if want <= 0:
-            return 0
-        self._f.seek(self._start + self._pos)
-        data = self._f.read(want)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-def slice_blob(parent: Blob, member: str, start: int, length: int) -> Blob:
-    location = parent.location.child(member)
-    name = member.rsplit("/", 1)[-1] or member
-
-    def opener() -> IO[bytes]:
-        return io.BufferedReader(SliceFile(parent.open, start, length), CHUNK)
-
-    return Blob(location, length, parent.depth + 1, name, opener)
 
 
 def unsafe_member_name(name: str) -> str | None:

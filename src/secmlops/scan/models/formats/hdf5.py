@@ -62,8 +62,12 @@ class Hdf5Scanner:
                     _walk(h5, blob, ctx)
             except ScanError:
                 raise
-            except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-                raise ScanError(f"unreadable HDF5 file: {exc}") from exc
+            except (
+                OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
+                AttributeError, OverflowError, MemoryError, UnicodeError,
+            ) as exc:  # fmt: skip
+                # h5py surfaces corrupt metadata as any of these
+                raise ScanError(f"unreadable HDF5 file: {type(exc).__name__}: {exc}") from exc
 
 
 def _walk(h5: Any, blob: Blob, ctx: ScanContext) -> None:

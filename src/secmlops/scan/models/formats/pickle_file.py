@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from secmlops.scan.models import rules
-from secmlops.scan.models.engine import Blob, ScanContext
-from secmlops.scan.models.pickle import findings_for, iter_pickles, looks_like_pickle
+from secmlops.scan.models.engine import Blob, ScanContext, slice_blob
+from secmlops.scan.models.pickle import NestedLoad, findings_for, iter_pickles, looks_like_pickle
 
 
 class PickleScanner:
@@ -24,6 +24,7 @@ class PickleScanner:
 def scan_pickle_stream(blob: Blob, ctx: ScanContext, start: int = 0) -> int:
     """Analyse every consecutive pickle from `start`; returns where the last one ended."""
     end = start
+    nested: list[NestedLoad] = []
     allowlist = blob.allowlist or ctx.allowlist
     with blob.open() as f:
         f.seek(start)
@@ -41,4 +42,11 @@ def scan_pickle_stream(blob: Blob, ctx: ScanContext, start: int = 0) -> int:
                     )
                 )
             end = analysis.end
+            nested.extend(analysis.nested)
+    for load in nested[:64]:
+        member = f"[{load.loader.rsplit('.', 1)[-1]}@{load.call_offset}]"
+        if load.data is not None:
+            ctx.scan_child(ctx.child_blob(blob, member, load.data))
+        else:
+            ctx.scan_child(slice_blob(blob, member, load.offset, load.size))
     return end
