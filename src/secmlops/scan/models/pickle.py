@@ -168,6 +168,7 @@ class PickleAnalysis:
     calls: int = 0
     persistent_ids: list[Any] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    value: Any = None  # the symbolic object the pickle returns (tuples, constants, GlobalRef ...)
     differentials: list[tuple[int, str]] = field(default_factory=list)
     computed_calls: list[tuple[int, str]] = field(default_factory=list)
     hijacks: list[tuple[int, str]] = field(default_factory=list)
@@ -461,6 +462,7 @@ def op_mark(m: _Machine, offset: int) -> bool:
 def op_stop(m: _Machine, offset: int) -> bool:
     value = m.pop()
     m.use(value, Use.REF)
+    m.res.value = value
     return True
 
 

@@ -22,6 +22,7 @@ from secmlops.errors import ScanError
 from secmlops.findings import Location
 from secmlops.scan.models import rules
 from secmlops.scan.models.engine import Blob, ScanContext, SliceFile, slice_blob
+from secmlops.scan.models.formats.torch_legacy import LEGACY_LAYOUTS, scan_legacy_member
 
 CHUNK = 1 << 20
 TORCH_STORAGE_RECORD = re.compile(r"^[^/]+/data/\d+$")
@@ -350,6 +351,8 @@ class TarScanner:
                         return
             except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
                 raise ScanError(f"unreadable tar: {exc}") from exc
+        names = {m.name for m in members}
+        legacy = {"storages", "tensors", "pickle"} <= names  # torch's pre-1.0 tar checkpoints
         for member in members:
             why = unsafe_member_name(member.name)
             if why:
@@ -374,7 +377,11 @@ class TarScanner:
                 continue
             if member.offset_data + member.size > blob.size:
                 raise ScanError(f"member {member.name!r} extends past the end of the archive")
-            ctx.scan_child(slice_blob(blob, member.name, member.offset_data, member.size))
+            child = slice_blob(blob, member.name, member.offset_data, member.size)
+            if legacy and member.name in LEGACY_LAYOUTS:
+                scan_legacy_member(child, ctx, member.name)
+            else:
+                ctx.scan_child(child)
 
 
 # -- single compressed streams ---------------------------------------------------------------------

@@ -5,10 +5,16 @@ attribute; loading it rebuilds every layer, Lambda bytecode included, so the con
 checks as a `.keras` config. HDF5 itself can point outside the file: external links, datasets whose
 raw data lives in other files, and virtual datasets mapping other files; h5py follows all of them on
 access. The file is opened read-only with h5py and never read beyond attributes and link metadata.
+
+The HDF5 C library crashes on some corrupt files (and has a history of memory-corruption bugs), so
+where the platform can fork, the file is read in a child process that only reports what it saw;
+a crash, a hang or an error there fails the scan closed instead of taking the scanner down.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 from typing import Any
 
 from secmlops.errors import ScanError
@@ -21,6 +27,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 KERAS_CONFIG_ATTRS = ("model_config", "training_config")
 MAX_OBJECTS = 1_000_000
 MAX_CONFIG_BYTES = 64 * 2**20
+MAX_LISTED = 20
+CHILD_TIMEOUT = 300.0  # seconds for the child to read the file's metadata
 
 HDF5_EXTERNAL = Rule(
     "MODEL-HDF5-EXTERNAL-REFERENCE",
@@ -54,30 +62,91 @@ class Hdf5Scanner:
         return signature_offset(blob.head) is not None
 
     def scan(self, blob: Blob, ctx: ScanContext) -> None:
-        import h5py
+        seen = inspect_isolated(blob)
+        for ref in seen.get("externals", []):
+            targets = ref.get("target_file") or ", ".join(ref.get("files", []))
+            ctx.emit(
+                HDF5_EXTERNAL.finding(
+                    blob.location, f"{ref['object']}: {ref['kind']} -> {targets}", ref
+                )
+            )
+        for entry in seen.get("configs", []):
+            config = parse_config_json(entry["text"], f"{entry['origin']} attribute")
+            check_keras_config(config, blob.location, ctx, entry["origin"])
+        if seen.get("error"):
+            raise ScanError(str(seen["error"]))
 
-        with blob.open() as f:
-            try:
-                with h5py.File(f, "r") as h5:
-                    _walk(h5, blob, ctx)
-            except ScanError:
-                raise
-            except (
-                OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
-                AttributeError, OverflowError, MemoryError, UnicodeError,
-            ) as exc:  # fmt: skip
-                # h5py surfaces corrupt metadata as any of these
-                raise ScanError(f"unreadable HDF5 file: {type(exc).__name__}: {exc}") from exc
+
+def inspect_isolated(blob: Blob) -> dict[str, Any]:
+    """What `inspect` reports, computed in a forked child so library crashes cannot escape."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return inspect(blob)
+    mp = multiprocessing.get_context("fork")
+    receiver, sender = mp.Pipe(duplex=False)
+    child = mp.Process(target=_child, args=(blob, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(CHILD_TIMEOUT):
+            raise ScanError(f"HDF5 reader did not finish within {CHILD_TIMEOUT:.0f} s")
+        try:
+            data = receiver.recv_bytes()
+        except EOFError:
+            child.join(5)
+            raise ScanError(
+                f"HDF5 reader crashed on this file (exit code {child.exitcode}); the HDF5 "
+                "library cannot parse it safely"
+            ) from None
+    finally:
+        receiver.close()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    result: dict[str, Any] = json.loads(data)
+    return result
 
 
-def _walk(h5: Any, blob: Blob, ctx: ScanContext) -> None:
+def _child(blob: Blob, sender: Any) -> None:
+    try:
+        result = inspect(blob)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as data
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    sender.send_bytes(json.dumps(result).encode("utf-8"))
+    sender.close()
+
+
+def inspect(blob: Blob) -> dict[str, Any]:
+    """External references and Keras config texts of an HDF5 file, plus an error if reading stopped.
+
+    Returns `{"externals": [...], "configs": [{"origin", "text"}], "error": str | None}`.
+    """
+    import h5py
+
+    result: dict[str, Any] = {"externals": [], "configs": [], "error": None}
+    with blob.open() as f:
+        try:
+            with h5py.File(f, "r") as h5:
+                _walk(h5, result)
+        except ScanError as exc:
+            result["error"] = exc.message
+        except (
+            OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
+            AttributeError, OverflowError, MemoryError, UnicodeError,
+        ) as exc:  # fmt: skip
+            # h5py surfaces corrupt metadata as any of these
+            result["error"] = f"unreadable HDF5 file: {type(exc).__name__}: {exc}"
+    return result
+
+
+def _walk(h5: Any, result: dict[str, Any]) -> None:
     import h5py
 
     root = h5["/"]
     seen: set[Any] = {root.id}
     stack: list[tuple[str, Any]] = [("/", root)]
     count = 0
-    _check_attrs(root, "/", blob, ctx)
+    _read_configs(root, "/", result)
     while stack:
         path, group = stack.pop()
         for name in group:
@@ -87,13 +156,10 @@ def _walk(h5: Any, blob: Blob, ctx: ScanContext) -> None:
             child = f"{path.rstrip('/')}/{name}"
             link = group.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                _external(
-                    blob,
-                    ctx,
-                    child,
-                    "external link",
-                    {"target_file": str(link.filename), "target_path": str(link.path)},
-                )
+                result["externals"].append(
+                    {"object": child, "kind": "external link",
+                     "target_file": str(link.filename), "target_path": str(link.path)}
+                )  # fmt: skip
                 continue
             if isinstance(link, h5py.SoftLink):
                 continue  # resolves inside this file; its target is reached by its hard link
@@ -101,40 +167,35 @@ def _walk(h5: Any, blob: Blob, ctx: ScanContext) -> None:
             if obj is None or obj.id in seen:
                 continue
             seen.add(obj.id)
-            _check_attrs(obj, child, blob, ctx)
+            _read_configs(obj, child, result)
             if isinstance(obj, h5py.Group):
                 stack.append((child, obj))
             elif isinstance(obj, h5py.Dataset):
-                _check_dataset(obj, child, blob, ctx)
+                _dataset(obj, child, result)
 
 
-def _check_dataset(dataset: Any, path: str, blob: Blob, ctx: ScanContext) -> None:
-    external = dataset.external
-    if external:
-        files = sorted({str(entry[0]) for entry in external})
-        _external(blob, ctx, path, "dataset stored in external files", {"files": files[:20]})
+def _dataset(dataset: Any, path: str, result: dict[str, Any]) -> None:
+    if dataset.external:
+        files = sorted({str(entry[0]) for entry in dataset.external})
+        result["externals"].append(
+            {
+                "object": path,
+                "kind": "dataset stored in external files",
+                "files": files[:MAX_LISTED],
+            }
+        )
     if dataset.is_virtual:
         sources = sorted(
             {str(src.file_name) for src in dataset.virtual_sources() if src.file_name != "."}
         )
         if sources:
-            _external(
-                blob, ctx, path, "virtual dataset mapping other files", {"files": sources[:20]}
-            )
+            result["externals"].append(
+                {"object": path, "kind": "virtual dataset mapping other files",
+                 "files": sources[:MAX_LISTED]}
+            )  # fmt: skip
 
 
-def _external(blob: Blob, ctx: ScanContext, path: str, what: str, evidence: dict[str, Any]) -> None:
-    targets = evidence.get("target_file") or ", ".join(evidence.get("files", []))
-    ctx.emit(
-        HDF5_EXTERNAL.finding(
-            blob.location,
-            f"{path}: {what} -> {targets}",
-            {"object": path, "kind": what, **evidence},
-        )
-    )
-
-
-def _check_attrs(obj: Any, path: str, blob: Blob, ctx: ScanContext) -> None:
+def _read_configs(obj: Any, path: str, result: dict[str, Any]) -> None:
     attrs = obj.attrs
     for name in KERAS_CONFIG_ATTRS:
         if name not in attrs:
@@ -142,10 +203,8 @@ def _check_attrs(obj: Any, path: str, blob: Blob, ctx: ScanContext) -> None:
         size = attrs.get_id(name).get_storage_size()
         if size > MAX_CONFIG_BYTES:
             raise ScanError(f"{path} attribute {name} is {size} bytes (limit {MAX_CONFIG_BYTES})")
-        value = _as_text(attrs[name], f"{path} attribute {name}")
-        config = parse_config_json(value, f"{path} attribute {name}")
         origin = name if path == "/" else f"{path}@{name}"
-        check_keras_config(config, blob.location, ctx, origin)
+        result["configs"].append({"origin": origin, "text": _as_text(attrs[name], origin)})
 
 
 def _as_text(value: Any, what: str) -> str:
