@@ -257,3 +257,29 @@ def test_opcode_budget_is_a_limit_finding() -> None:
 
 def test_use_ordering() -> None:
     assert Use.CALL > Use.NEW > Use.REF
+
+
+def test_dunder_path_to_globals_is_critical() -> None:
+    findings = analyse(call1("collections", "OrderedDict.__init__.__globals__", "x"))
+    assert findings[0].rule_id == "MODEL-PICKLE-EXEC"
+    assert findings[0].evidence["category"] == "introspection"
+
+
+def test_getattr_of_a_global_and_a_constant_is_the_dotted_global() -> None:
+    # getattr(torch.serialization, "os") then getattr(<that>, "system"): resolved to os.system
+    inner = sg("builtins", "getattr") + sg("torch", "serialization") + b"\x8c\x02os\x86R"
+    data = (
+        b"\x80\x04" + sg("builtins", "getattr") + inner + b"\x8c\x06system\x86R\x8c\x04true\x85R."
+    )
+    findings = analyse(data)
+    hit = next(f for f in findings if f.rule_id == "MODEL-PICKLE-EXEC")
+    assert hit.evidence["global"] == "torch.serialization.os.system"
+    assert hit.evidence["use"] == "call"
+    # getattr of a computed object is not folded: getattr itself is judged (dangerous)
+    computed = (
+        b"\x80\x04"
+        + sg("builtins", "getattr")
+        + sg("collections", "OrderedDict")
+        + b")R\x8c\x03pop\x86R."
+    )
+    assert any(f.evidence.get("global") == "builtins.getattr" for f in analyse(computed))

@@ -64,6 +64,17 @@ MODULE_ALIASES: dict[str, str] = {
 }
 
 
+# Attribute names that lead from any object to code objects, module globals or builtins.
+INTROSPECTION_DUNDERS = frozenset(
+    {
+        "__globals__", "__builtins__", "__class__", "__subclasses__", "__bases__", "__base__",
+        "__mro__", "__dict__", "__code__", "__closure__", "__func__", "__self__", "__loader__",
+        "__spec__", "__getattribute__", "__import__", "__init_subclass__", "__reduce__",
+        "__reduce_ex__", "__getattr__", "__setattr__", "__delattr__", "__call__", "__wrapped__",
+    }
+)  # fmt: skip
+
+
 class Use(enum.IntEnum):
     """How a pickle uses a global; a stronger use needs a stronger allowance."""
 
@@ -151,12 +162,20 @@ class Allowlist:
         return Verdict(False)
 
     def danger_of(self, name: str) -> Danger | None:
+        segments = name.split(".")
+        for segment in segments[1:]:
+            if segment in INTROSPECTION_DUNDERS:
+                return Danger(
+                    segment,
+                    Severity.CRITICAL,
+                    "introspection",
+                    f"reaches {segment}, a path from any object to code, globals or builtins",
+                )
         hit = self._match_dangerous(name)
         if hit is not None or name in self.safe:
             # An exact allowlist entry vouches for its whole path: its suffixes are not
             # separate references.
             return hit
-        segments = name.split(".")
         for i in range(1, len(segments) - 1):
             # `torch.serialization.os.system` reaches `os.system` through a module attribute.
             suffix = f"{canonical_module(segments[i])}.{'.'.join(segments[i + 1 :])}"

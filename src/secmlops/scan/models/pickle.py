@@ -34,7 +34,21 @@ ARGUMENT_USES: dict[str, dict[int, Use]] = {
     "torch._utils._rebuild_wrapper_subclass": {0: Use.NEW},
     "torch._utils._rebuild_subclass": {0: Use.NEW},
     "functools.partial": {0: Use.CALL},
+    "numpy.core.multiarray._reconstruct": {0: Use.NEW},
+    "numpy._core.multiarray._reconstruct": {0: Use.NEW},
+    "numpy.ma.core._mareconstruct": {0: Use.NEW, 1: Use.NEW},
+    "numpy.random._pickle.__bit_generator_ctor": {0: Use.CALL},
+    "numpy.random._pickle.__generator_ctor": {1: Use.CALL},
+    "numpy.random._pickle.__randomstate_ctor": {1: Use.CALL},
+    "sklearn.metrics._dist_metrics.newObj": {0: Use.NEW},
+    "sklearn.neighbors._ball_tree.newObj": {0: Use.NEW},
+    "sklearn.neighbors._kd_tree.newObj": {0: Use.NEW},
+    "pandas.core.indexes.base._new_Index": {0: Use.NEW},
+    "pandas.core.indexes.datetimes._new_DatetimeIndex": {0: Use.NEW},
+    "pandas.core.indexes.period._new_PeriodIndex": {0: Use.NEW},
 }
+# Cython's generated unpickle helpers rebuild an instance of their first argument.
+PYX_UNPICKLE = "__pyx_unpickle_"
 # Text codecs whose result the analyser may compute (protocol-2 bytes go through codecs.encode).
 FOLDABLE_CODECS = frozenset({"latin1", "latin-1", "iso-8859-1", "utf-8", "utf8", "ascii", "rot13", "rot_13"})  # fmt: skip
 
@@ -282,10 +296,16 @@ class _Machine:
         """A call the unpickler makes: record it, return the symbolic result."""
         self.res.calls += 1
         if isinstance(callee, GlobalRef):
-            self.use(callee, Use.CALL)
             if callee.qualified in NESTED_LOADERS:
                 self._nested(callee.qualified, args, offset)
+            if callee.qualified == "builtins.getattr":
+                folded = self._fold_getattr(args, offset)
+                if folded is not None:
+                    return folded
+            self.use(callee, Use.CALL)
             arg_uses = ARGUMENT_USES.get(callee.qualified, {})
+            if not arg_uses and PYX_UNPICKLE in callee.qualified:
+                arg_uses = {0: Use.NEW}
             items = args if isinstance(args, tuple) else ()
             for i, item in enumerate(items):
                 if isinstance(item, GlobalRef):
@@ -293,6 +313,17 @@ class _Machine:
             return Instance(callee, offset, self._fold(callee, items), items)
         self.res.computed_calls.append((offset, f"{how} calls {_describe(callee)}"))
         return Instance(callee, offset)
+
+    def _fold_getattr(self, args: Any, offset: int) -> GlobalRef | None:
+        """getattr(<global>, "<constant>") is the dotted global it names (judged as such)."""
+        if not (isinstance(args, tuple) and len(args) == 2):
+            return None
+        target, attr = args[0], _unfold(args[1])
+        if not (isinstance(target, GlobalRef) and isinstance(attr, str) and attr.isidentifier()):
+            return None
+        return GlobalRef(
+            target.module, f"{target.name}.{attr}", f"{target.qualified}.{attr}", offset
+        )
 
     def _nested(self, name: str, args: Any, offset: int) -> None:
         payload = _unfold(args[0]) if isinstance(args, tuple) and len(args) == 1 else None

@@ -110,7 +110,7 @@ def inspect_isolated(blob: Blob) -> dict[str, Any]:
 def _child(blob: Blob, sender: Any) -> None:
     try:
         result = inspect(blob)
-    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as data
+    except BaseException as exc:  # everything goes back to the parent as data
         result = {"error": f"{type(exc).__name__}: {exc}"}
     sender.send_bytes(json.dumps(result).encode("utf-8"))
     sender.close()
