@@ -144,6 +144,7 @@ class Allowlist:
     dangerous_prefixes: list[tuple[str, Danger]] = field(default_factory=list)
     user: frozenset[str] = frozenset()
     native: tuple[str, ...] = ()  # names the loader resolves itself, never through Python
+    _prefix_index: dict[str, list[tuple[str, Danger]]] | None = None
 
     def judge(self, name: str, use: Use) -> Verdict:
         """Dangerous first (also on every suffix that starts at a segment), then allowed, else not."""
@@ -188,7 +189,12 @@ class Allowlist:
         hit = self.dangerous.get(name)
         if hit is not None:
             return hit
-        for prefix, danger in self.dangerous_prefixes:
+        index = self._prefix_index
+        if index is None:
+            index = self._prefix_index = {}
+            for prefix, danger in self.dangerous_prefixes:
+                index.setdefault(prefix.split(".", 1)[0], []).append((prefix, danger))
+        for prefix, danger in index.get(name.split(".", 1)[0], ()):
             if name.startswith(prefix):
                 return danger
         return None

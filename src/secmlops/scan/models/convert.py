@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import pickletools
+import queue
 import secrets
 import stat
 import struct
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from secmlops.findings import Severity
 __all__ = ["ConversionResult", "SharedGroup", "convert_to_safetensors"]
 
 _CHUNK: Final = 8 * 2**20  # a multiple of every element size, so byte swaps never split an element
+_BUFFERS: Final = 3  # chunks in flight between the sweep and the SHA-256 helper thread
 _MAX_PICKLE_BYTES: Final = 2**30  # state-dict pickles are kilobytes to a few hundred megabytes
 _FIRST_HEAD: Final = 2**20
 _MAX_HEADER_BYTES: Final = 100_000_000  # what safetensors accepts
@@ -55,6 +57,7 @@ _LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL: Final = 1001
 _ZIP_LOCAL_MAGIC: Final = b"PK\x03\x04"
 _ZIP_LOCAL_HEADER: Final = struct.Struct("<4s2B4HL2L2H")
+_O_BINARY: Final = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate newlines
 _HINT_RESAVE: Final = (
     "load the checkpoint in a trusted environment and save a plain state_dict "
     "(`torch.save(model.state_dict(), path)`), or use safetensors directly"
@@ -1023,49 +1026,6 @@ class _Source:
             yield tail
 
 
-_O_BINARY: Final = getattr(os, "O_BINARY", 0)
-
-
-class _Digest(threading.Thread):
-    """SHA-256 of the source, read sequentially by a second handle while the conversion runs."""
-
-    def __init__(self, source: _Source) -> None:
-        super().__init__(name="secmlops-convert-sha256", daemon=True)
-        self._path = source.path
-        self._identity = source.identity()[:2]
-        self._stop_event = threading.Event()
-        self._hexdigest: str | None = None
-        self._error: str | None = None
-
-    def run(self) -> None:
-        try:
-            with open(self._path, "rb", buffering=0) as handle:
-                opened = os.fstat(handle.fileno())
-                if (opened.st_dev, opened.st_ino) != self._identity:
-                    self._error = f"{self._path}: the file was replaced while converting"
-                    return
-                digest = hashlib.sha256()
-                buffer = memoryview(bytearray(_CHUNK))
-                while not self._stop_event.is_set():
-                    got = handle.readinto(buffer)
-                    if not got:
-                        break
-                    digest.update(buffer[:got])
-                self._hexdigest = digest.hexdigest()
-        except OSError as exc:
-            self._error = f"cannot hash the source: {exc.strerror}"
-
-    def cancel(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-    def result(self) -> str:
-        self.join()
-        if self._error is not None or self._hexdigest is None:
-            raise ConvertError(self._error or "cannot hash the source")
-        return self._hexdigest
-
-
 # --------------------------------------------------------------------------------------------
 # Checkpoint formats
 
@@ -1564,7 +1524,93 @@ def _note_overlaps(kept: list[tuple[str, _Tensor]], warnings: list[str]) -> None
 # Writing
 
 
+@dataclass(slots=True)
+class _Copy:
+    """Source bytes [start, end) of the file go to `target` in the output."""
+
+    start: int
+    end: int
+    target: int
+
+
+@dataclass(slots=True)
+class _Check:
+    """A stored zip record whose CRC-32 the sweep computes."""
+
+    region: _Region
+    crc: int = 0
+
+    @property
+    def start(self) -> int:
+        return self.region.start
+
+    @property
+    def end(self) -> int:
+        return self.region.start + self.region.length
+
+
+class _Hasher:
+    """SHA-256 of the source and CRC-32 of its stored zip records, computed by a helper thread
+    on the chunks the sweep reads.
+
+    Buffers circulate between the sweep and the helper, so checking overlaps with copying and
+    at most `_BUFFERS` chunks are in memory.
+    """
+
+    def __init__(self, checks: list[_Check]) -> None:
+        self._digest = hashlib.sha256()
+        self._checks = sorted(checks, key=lambda c: c.start)
+        self._todo: queue.SimpleQueue[tuple[bytearray, int, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(_BUFFERS):
+            self._free.put(bytearray(_CHUNK))
+        self._thread = threading.Thread(target=self._run, name="secmlops-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pending = iter(self._checks)
+        upcoming = next(pending, None)
+        active: list[_Check] = []
+        while (item := self._todo.get()) is not None:
+            buffer, position, length = item
+            view = memoryview(buffer)[:length]
+            self._digest.update(view)
+            stop = position + length
+            while upcoming is not None and upcoming.start < stop:
+                active.append(upcoming)
+                upcoming = next(pending, None)
+            for check in active:
+                low, high = max(check.start, position), min(check.end, stop)
+                if low < high:
+                    check.crc = zlib.crc32(view[low - position : high - position], check.crc)
+            active = [c for c in active if c.end > stop]
+            view.release()
+            self._free.put(buffer)
+
+    def buffer(self) -> bytearray:
+        return self._free.get()
+
+    def submit(self, buffer: bytearray, position: int, length: int) -> None:
+        self._todo.put((buffer, position, length))
+
+    def close(self) -> str:
+        """Wait for the helper; the SHA-256 of everything submitted (CRCs are in the checks)."""
+        if self._thread.is_alive():
+            self._todo.put(None)
+            self._thread.join()
+        return self._digest.hexdigest()
+
+
 class _Writer:
+    """Writes the planned file.
+
+    One sequential sweep over the whole source does the bulk of the work: every chunk is hashed
+    (the source's SHA-256), CRC-checked for the zip records it overlaps, and the bytes of
+    contiguous tensors in it are written at their final place in the output. The source is
+    read once, in order, whatever order the tensors have in the output. Tensors the sweep
+    cannot place (strided views, deflated records, big-endian data) are copied afterwards.
+    """
+
     def __init__(
         self,
         source: _Source,
@@ -1579,61 +1625,101 @@ class _Writer:
         self.progress = progress
         self.warnings = warnings
         self.done = 0
-        self.verified: set[str] = set()
+        self.sha256 = ""
 
-    def write(self, out: BinaryIO) -> int:
-        header = self.plan.header
-        out.write(struct.pack("<Q", len(header)) + header)
+    def write(self, out: io.FileIO) -> int:
+        header = struct.pack("<Q", len(self.plan.header)) + self.plan.header
+        total = len(header) + self.plan.data_bytes
+        _write_at(out, 0, header)
+        out.truncate(total)
         self._report()
+        copies: list[_Copy] = []
+        later: list[_Planned] = []
         for entry in self.plan.entries:
             tensor = entry.tensor
             if tensor.numel == 0:
                 continue
-            if tensor.contiguous:
-                self._copy_contiguous(out, tensor)
+            region = self.checkpoint.regions[tensor.storage.root]
+            swap = self.checkpoint.big_endian and tensor.dtype.swap_unit > 1
+            if tensor.contiguous and region.compressed is None and not swap:
+                begin = region.start + tensor.start
+                copies.append(_Copy(begin, begin + tensor.nbytes, len(header) + entry.begin))
             else:
-                self._copy_strided(out, entry)
-        return 8 + len(header) + self.plan.data_bytes
+                later.append(entry)
+        stored = {r.label: r for r in self.checkpoint.unverified if r.compressed is None}
+        checks = [_Check(region) for region in stored.values()]
+        self.sha256 = self._sweep(out, copies, checks)
+        for check in checks:
+            _note_crc(check.region, check.crc, self.warnings)
+        for entry in later:
+            if entry.tensor.contiguous:
+                self._copy_contiguous(out, entry, len(header))
+            else:
+                self._copy_strided(out, entry, len(header))
+        self._verify_deflated()
+        return total
 
-    def verify_remaining(self) -> None:
-        """CRC-check the zip records no full sequential copy has covered."""
-        for region in self.checkpoint.unverified:
-            if region.label in self.verified:
-                continue
+    def _sweep(self, out: io.FileIO, copies: list[_Copy], checks: list[_Check]) -> str:
+        copies.sort(key=lambda c: c.start)
+        hasher = _Hasher(checks)
+        try:
+            upcoming = 0
+            active: list[_Copy] = []
+            position = 0
+            while position < self.source.size:
+                step = min(_CHUNK, self.source.size - position)
+                buffer = hasher.buffer()
+                view = memoryview(buffer)[:step]
+                self.source.read_into(position, view)
+                stop = position + step
+                while upcoming < len(copies) and copies[upcoming].start < stop:
+                    active.append(copies[upcoming])
+                    upcoming += 1
+                for copy in active:
+                    low, high = max(copy.start, position), min(copy.end, stop)
+                    if low < high:
+                        piece = view[low - position : high - position]
+                        _write_at(out, copy.target + low - copy.start, piece)
+                        self.done += high - low
+                view.release()
+                hasher.submit(buffer, position, step)
+                active = [c for c in active if c.end > stop]
+                position = stop
+                self._report()
+        finally:
+            digest = hasher.close()
+        return digest
+
+    def _copy_contiguous(self, out: io.FileIO, entry: _Planned, base: int) -> None:
+        tensor = entry.tensor
+        region = self.checkpoint.regions[tensor.storage.root]
+        swap = self.checkpoint.big_endian and tensor.dtype.swap_unit > 1
+        target = base + entry.begin
+        for chunk in self.source.chunks(region, tensor.start, tensor.nbytes):
+            _write_at(out, target, _little_endian(chunk, tensor.dtype) if swap else chunk)
+            target += len(chunk)
+            self.done += len(chunk)
+            self._report()
+
+    def _verify_deflated(self) -> None:
+        for region in {r.label: r for r in self.checkpoint.unverified}.values():
+            if region.compressed is None:
+                continue  # checked by the sweep
             crc = 0
             for chunk in self.source.chunks(region, 0, region.length):
                 crc = zlib.crc32(chunk, crc)
             _note_crc(region, crc, self.warnings)
 
-    def _region(self, tensor: _Tensor) -> _Region:
-        return self.checkpoint.regions[tensor.storage.root]
-
-    def _copy_contiguous(self, out: BinaryIO, tensor: _Tensor) -> None:
-        region = self._region(tensor)
-        start, length = tensor.start, tensor.nbytes
-        whole = region.crc is not None and start == 0 and length == region.length
-        crc = 0
-        swap = self.checkpoint.big_endian and tensor.dtype.swap_unit > 1
-        for chunk in self.source.chunks(region, start, length):
-            if whole:
-                crc = zlib.crc32(chunk, crc)
-            out.write(_little_endian(chunk, tensor.dtype) if swap else chunk)
-            self.done += len(chunk)
-            self._report()
-        if whole and region.label not in self.verified:
-            self.verified.add(region.label)
-            _note_crc(region, crc, self.warnings)
-
-    def _copy_strided(self, out: BinaryIO, entry: _Planned) -> None:
+    def _copy_strided(self, out: io.FileIO, entry: _Planned, base: int) -> None:
         tensor = entry.tensor
-        region = self._region(tensor)
+        region = self.checkpoint.regions[tensor.storage.root]
         # Size-1 dimensions never move the read position; dropping them keeps numpy's
         # dimension limit out of the way of shapes like (1,) * 100.
         dims = [(n, s) for n, s in zip(tensor.shape, tensor.stride, strict=True) if n != 1]
         if len(dims) > _MAX_NUMPY_DIMS:
             raise ConvertError(
-                f"tensor {_quote(entry.name)} is a non-contiguous view with {len(dims)} dimensions "
-                f"larger than 1; at most {_MAX_NUMPY_DIMS} are supported"
+                f"tensor {_quote(entry.name)} is a non-contiguous view with {len(dims)} "
+                f"dimensions larger than 1; at most {_MAX_NUMPY_DIMS} are supported"
             )
         try:
             span = bytearray(tensor.span)
@@ -1656,9 +1742,11 @@ class _Writer:
             writeable=False,
         )
         swap = self.checkpoint.big_endian and tensor.dtype.swap_unit > 1
+        target = base + entry.begin
         for piece in _c_order_pieces(strided, item):
             data = np.ascontiguousarray(piece).data.cast("B")
-            out.write(_little_endian(data, tensor.dtype) if swap else data)
+            _write_at(out, target, _little_endian(data, tensor.dtype) if swap else data)
+            target += len(data)
             self.done += len(data)
             self._report()
 
@@ -1686,6 +1774,21 @@ def _c_order_pieces(array: np.ndarray[Any, Any], item: int) -> Iterator[np.ndarr
     for index in np.ndindex(*shape[:lead]):
         for row in range(0, shape[lead], rows):
             yield array[(*index, slice(row, row + rows))]
+
+
+def _write_at(out: io.FileIO, offset: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        if _PWRITE is not None:
+            written = _PWRITE(out.fileno(), view, offset)
+        else:  # pragma: no cover - platforms without pwrite (Windows)
+            out.seek(offset)
+            written = out.write(view) or 0
+        view = view[written:]
+        offset += written
+
+
+_PWRITE: Final = getattr(os, "pwrite", None)
 
 
 def _little_endian(chunk: memoryview, dtype: _DType) -> memoryview:
@@ -1766,41 +1869,33 @@ def convert_to_safetensors(
     _check_destination(source, out)
     warnings: list[str] = []
     src = _Source(source)
+    temp: Path | None = None
     try:
         before = src.identity()
         _require_clean_scan(src, warnings)
-        digest = _Digest(src)
-        digest.start()
-        temp: Path | None = None
-        try:
-            checkpoint = _read_checkpoint(src, max_bytes, warnings)
-            selection = _select(checkpoint.root, warnings)
-            if checkpoint.context.dropped_state:
-                warnings.append(
-                    f"Python attributes on {checkpoint.context.dropped_state} tensor(s) or "
-                    "parameter(s) were dropped"
-                )
-            plan = _plan(selection, user_metadata, max_bytes, warnings)
-            writer = _Writer(src, checkpoint, plan, progress, warnings)
-            temp, written = _write_temporary(out, writer)
-            writer.verify_remaining()
-            sha256 = digest.result()
-            if src.identity() != before:
-                raise ConvertError(f"{source}: the file changed while it was being converted")
-            os.replace(temp, out)
-            temp = None
-        finally:
-            if digest.is_alive():
-                digest.cancel()
-            if temp is not None:
-                _unlink_quietly(temp)
+        checkpoint = _read_checkpoint(src, max_bytes, warnings)
+        selection = _select(checkpoint.root, warnings)
+        if checkpoint.context.dropped_state:
+            warnings.append(
+                f"Python attributes on {checkpoint.context.dropped_state} tensor(s) or "
+                "parameter(s) were dropped"
+            )
+        plan = _plan(selection, user_metadata, max_bytes, warnings)
+        writer = _Writer(src, checkpoint, plan, progress, warnings)
+        temp, written = _write_temporary(out, writer)
+        if src.identity() != before:
+            raise ConvertError(f"{source}: the file changed while it was being converted")
+        os.replace(temp, out)
+        temp = None
     finally:
         src.close()
+        if temp is not None:
+            _unlink_quietly(temp)
     return ConversionResult(
         source=source,
         output=out,
         source_format=checkpoint.format,
-        source_sha256=sha256,
+        source_sha256=writer.sha256,
         tensor_names=tuple(sorted(entry.name for entry in plan.entries)),
         shared=plan.shared,
         metadata=MappingProxyType(dict(sorted(plan.metadata.items()))),
@@ -1846,8 +1941,7 @@ def _write_temporary(out: Path, writer: _Writer) -> tuple[Path, int]:
     except OSError as exc:
         raise ConvertError(f"{out.parent}: cannot create the output: {exc.strerror}") from None
     try:
-        # Small tensors are coalesced by the buffer; large chunks go straight through.
-        with open(fd, "wb", buffering=_CHUNK, closefd=True) as handle:
+        with io.FileIO(fd, "wb", closefd=True) as handle:
             written = writer.write(handle)
     except OSError as exc:
         _unlink_quietly(temp)

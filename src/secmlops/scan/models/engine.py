@@ -71,6 +71,7 @@ class Blob:
     _head: bytes | None = None
     _tail: bytes | None = None
     allowlist: Allowlist | None = None  # a loader-specific verdict (TorchScript archive members)
+    memo: dict[str, Any] = field(default_factory=dict)  # work a sniffer did that scan can reuse
 
     def open(self) -> IO[bytes]:
         """A fresh seekable binary stream over the whole blob."""

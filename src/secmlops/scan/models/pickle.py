@@ -195,7 +195,7 @@ class PickleAnalysis:
 class _Reader:
     """Byte reader over a seekable stream that skips large arguments instead of keeping them."""
 
-    __slots__ = ("buf", "f", "size")
+    __slots__ = ("f", "size")
 
     def __init__(self, f: IO[bytes], size: int) -> None:
         self.f = f
@@ -203,6 +203,10 @@ class _Reader:
 
     def pos(self) -> int:
         return self.f.tell()
+
+    def next_op(self) -> int:
+        code = self.f.read(1)
+        return code[0] if code else -1
 
     def read(self, n: int) -> bytes:
         data = self.f.read(n)
@@ -226,6 +230,66 @@ class _Reader:
         return line[:-1]
 
 
+class _MemReader:
+    """The same reader over bytes already in memory (most pickles): no call per byte."""
+
+    __slots__ = ("base", "data", "i", "size")
+
+    def __init__(self, data: bytes, base: int) -> None:
+        self.data = data
+        self.i = 0
+        self.base = base
+        self.size = base + len(data)
+
+    def pos(self) -> int:
+        return self.base + self.i
+
+    def next_op(self) -> int:
+        i = self.i
+        if i >= len(self.data):
+            return -1
+        self.i = i + 1
+        return self.data[i]
+
+    def read(self, n: int) -> bytes:
+        i = self.i
+        j = i + n
+        if j > len(self.data):
+            self.i = len(self.data)
+            raise PickleBreak("pickle data was truncated")
+        self.i = j
+        return self.data[i:j]
+
+    def read_or_skip(self, n: int) -> bytes | Opaque:
+        if n > MAX_INLINE_BYTES:
+            here = self.i
+            if here + n > len(self.data):
+                self.i = len(self.data)
+                raise PickleBreak("pickle data was truncated")
+            self.i = here + n
+            return Opaque(f"{n} bytes", self.base + here, n)
+        return self.read(n)
+
+    def readline(self) -> bytes:
+        i = self.i
+        j = self.data.find(b"\n", i, i + MAX_INLINE_BYTES)
+        if j < 0:
+            self.i = min(len(self.data), i + MAX_INLINE_BYTES)
+            raise PickleBreak("pickle data was truncated (no newline)")
+        self.i = j + 1
+        return self.data[i:j]
+
+
+IN_MEMORY_LIMIT = 32 * 2**20
+
+
+def _reader_for(f: IO[bytes], size: int) -> _Reader | _MemReader:
+    start = f.tell()
+    if size - start <= IN_MEMORY_LIMIT:
+        return _MemReader(f.read(size - start), start)
+    return _Reader(f, size)
+
+
 def _decode_utf8(raw: bytes, what: str) -> str:
     try:
         return raw.decode("utf-8")
@@ -237,7 +301,11 @@ class _Machine:
     """The symbolic unpickler for one pickle."""
 
     def __init__(
-        self, reader: _Reader, allowlist: Allowlist, result: PickleAnalysis, max_ops: int
+        self,
+        reader: _Reader | _MemReader,
+        allowlist: Allowlist,
+        result: PickleAnalysis,
+        max_ops: int,
     ) -> None:
         self.r = reader
         self.allowlist = allowlist
@@ -385,15 +453,14 @@ class _Machine:
         ops = 0
         while True:
             offset = r.pos()
-            code = r.f.read(1)
-            if not code:
+            op = r.next_op()
+            if op < 0:
                 raise PickleBreak("pickle data was truncated (no STOP)")
-            op = code[0]
             handler = _HANDLERS.get(op)
             if handler is None:
                 if ops == 0:
                     res.first_opcode_failed = True
-                raise PickleBreak(f"invalid load key {code!r}")
+                raise PickleBreak(f"invalid load key {bytes([op])!r}")
             ops += 1
             if ops > self.max_ops:
                 raise _LimitReached(f"opcode budget of {self.max_ops} reached")
@@ -1115,12 +1182,9 @@ _HANDLERS = {
 PICKLE_OPCODE_BYTES = frozenset(_HANDLERS)
 
 
-def analyze_one(
-    f: IO[bytes], size: int, allowlist: Allowlist, *, max_ops: int = 50_000_000
-) -> PickleAnalysis:
-    """Analyse the pickle that starts at the stream's current position (up to STOP or a break)."""
-    result = PickleAnalysis(start=f.tell())
-    machine = _Machine(_Reader(f, size), allowlist, result, max_ops)
+def _analyze(reader: _Reader | _MemReader, allowlist: Allowlist, max_ops: int) -> PickleAnalysis:
+    result = PickleAnalysis(start=reader.pos())
+    machine = _Machine(reader, allowlist, result, max_ops)
     try:
         machine.run()
     except PickleBreak as exc:
@@ -1136,7 +1200,20 @@ def analyze_one(
     for value in machine.memo.values():
         if isinstance(value, GlobalRef) and value.qualified not in result.globals:
             machine.use(value, Use.REF)
-    result.end = f.tell()
+    result.end = reader.pos()
+    return result
+
+
+def analyze_one(
+    f: IO[bytes], size: int, allowlist: Allowlist, *, max_ops: int = 50_000_000
+) -> PickleAnalysis:
+    """Analyse the pickle that starts at the stream's current position (up to STOP or a break).
+
+    The stream is left just after what was read.
+    """
+    reader = _reader_for(f, size)
+    result = _analyze(reader, allowlist, max_ops)
+    f.seek(result.end)
     return result
 
 
@@ -1152,6 +1229,11 @@ def looks_like_pickle(head: bytes, size: int, allowlist: Allowlist) -> bool:
     import io
 
     probe = analyze_one(io.BytesIO(head), len(head), allowlist, max_ops=100_000)
+    return is_pickle_start(probe, len(head) < size, allowlist)
+
+
+def is_pickle_start(probe: PickleAnalysis, more_follows: bool, allowlist: Allowlist) -> bool:
+    """The sniffing verdict on the analysis of a stream's first pickle (see looks_like_pickle)."""
     if probe.first_opcode_failed:
         return False
     if (
@@ -1163,7 +1245,7 @@ def looks_like_pickle(head: bytes, size: int, allowlist: Allowlist) -> bool:
     ):
         return True
     error = probe.error or ""
-    if error.startswith("limit:") or ("truncated" in error and len(head) < size):
+    if error.startswith("limit:") or ("truncated" in error and more_follows):
         return True
     return any(allowlist.danger_of(g.name) is not None for g in probe.globals.values())
 
@@ -1172,15 +1254,19 @@ def iter_pickles(
     f: IO[bytes], size: int, allowlist: Allowlist, *, max_ops: int = 50_000_000
 ) -> Iterator[PickleAnalysis]:
     """Every pickle a loader that calls load() repeatedly would read, in order."""
+    reader = _reader_for(f, size)
     first = True
-    while f.tell() < size:
-        analysis = analyze_one(f, size, allowlist, max_ops=max_ops)
-        if not first and not _worth_reporting(analysis):
-            return  # trailing non-pickle data (e.g. raw tensor storage after legacy torch pickles)
-        yield analysis
-        first = False
-        if not analysis.stopped:
-            return
+    try:
+        while reader.pos() < size:
+            analysis = _analyze(reader, allowlist, max_ops)
+            if not first and not _worth_reporting(analysis):
+                return  # trailing non-pickle data (raw tensor storage after legacy torch pickles)
+            yield analysis
+            first = False
+            if not analysis.stopped:
+                return
+    finally:
+        f.seek(reader.pos())
 
 
 def _worth_reporting(a: PickleAnalysis) -> bool:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
 from secmlops.scan.models import rules
+from secmlops.scan.models.allowlist import load_allowlist
 from secmlops.scan.models.engine import Blob, ScanContext, slice_blob
-from secmlops.scan.models.pickle import NestedLoad, findings_for, iter_pickles, looks_like_pickle
+from secmlops.scan.models.pickle import (
+    PICKLE_OPCODE_BYTES,
+    NestedLoad,
+    findings_for,
+    is_pickle_start,
+    iter_pickles,
+    looks_like_pickle,
+)
 
 
 class PickleScanner:
@@ -13,9 +23,16 @@ class PickleScanner:
     name = "pickle"
 
     def sniff(self, blob: Blob) -> bool:
-        from secmlops.scan.models.allowlist import load_allowlist
-
-        return looks_like_pickle(blob.head, blob.size, load_allowlist())
+        head = blob.head
+        if not head or head[0] not in PICKLE_OPCODE_BYTES:
+            return False
+        allowlist = load_allowlist()
+        if blob.size > len(head):
+            return looks_like_pickle(head, blob.size, allowlist)
+        # Small blob: the head is the whole stream; analyse it once for sniff and scan alike.
+        analyses = list(iter_pickles(io.BytesIO(head), len(head), allowlist))
+        blob.memo["pickles"] = analyses
+        return bool(analyses) and is_pickle_start(analyses[0], False, allowlist)
 
     def scan(self, blob: Blob, ctx: ScanContext) -> None:
         scan_pickle_stream(blob, ctx)
@@ -26,11 +43,15 @@ def scan_pickle_stream(blob: Blob, ctx: ScanContext, start: int = 0) -> int:
     end = start
     nested: list[NestedLoad] = []
     allowlist = blob.allowlist or ctx.allowlist
+    cached = blob.memo.get("pickles") if start == 0 else None
     with blob.open() as f:
         f.seek(start)
-        for index, analysis in enumerate(
-            iter_pickles(f, blob.size, allowlist, max_ops=ctx.limits.max_pickle_ops)
-        ):
+        analyses = (
+            cached
+            if cached is not None
+            else iter_pickles(f, blob.size, allowlist, max_ops=ctx.limits.max_pickle_ops)
+        )
+        for index, analysis in enumerate(analyses):
             for finding in findings_for(analysis, allowlist, blob.location, index=index):
                 ctx.emit(finding)
             if index == 1:

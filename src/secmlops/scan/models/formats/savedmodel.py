@@ -504,21 +504,29 @@ def _fields(buf: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int
     pos = start
     while pos < end:
         at = pos
-        key, pos = _varint(buf, pos, end)
+        key = buf[pos]
+        if key < 0x80:  # one-byte keys and lengths are the common case: skip the general decoder
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise _ProtoError(f"field number 0 at byte {at}")
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, wire, value, 0
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
+        if wire == 2:
+            if pos < end and buf[pos] < 0x80:
+                length = buf[pos]
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos, end)
             if length > end - pos:
                 raise _ProtoError(
                     f"field {number} at byte {at} runs {length} bytes past its message"
                 )
             yield number, wire, pos, pos + length
             pos += length
+        elif wire == 0:
+            value, pos = _varint(buf, pos, end)
+            yield number, wire, value, 0
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
             if width > end - pos:
@@ -761,7 +769,7 @@ def _mapped(blob: Blob) -> Iterator[Any]:
 class _Node:
     name: str
     op: str
-    inputs: list[str]
+    inputs: list[tuple[int, int]]  # byte spans, decoded only when a path is resolved
     attrs: dict[str, tuple[int, int]]
     offset: int
 
@@ -853,7 +861,7 @@ class _Check:
             elif number == 2:
                 node.op = _text(self.buf, a, b, 1024)
             elif number == 3 and len(node.inputs) < 100_000:
-                node.inputs.append(_text(self.buf, a, b, 1024))
+                node.inputs.append((a, b))
             elif number == 5:
                 key = ""
                 value = (0, 0)
@@ -1052,7 +1060,7 @@ class _Check:
     def paths(self, node: _Node, by_name: dict[str, _Node], indices: tuple[int, ...]) -> list[str]:
         """Literal strings that reach the given inputs through Const and pass-through nodes."""
         found: list[str] = []
-        data_inputs = [i for i in node.inputs if not i.startswith("^")]
+        data_inputs = [i for i in self.inputs(node) if not i.startswith("^")]
         pending = [data_inputs[i] for i in indices if i < len(data_inputs)]
         visited = 0
         while pending and visited < MAX_RESOLVE:
@@ -1063,8 +1071,11 @@ class _Check:
             if source.op == "Const":
                 found.extend(s for s in self.const_strings(source) if s not in found)
             elif source.op in PASS_THROUGH:
-                pending.extend(i for i in source.inputs if not i.startswith("^"))
+                pending.extend(i for i in self.inputs(source) if not i.startswith("^"))
         return found[:MAX_STRINGS]
+
+    def inputs(self, node: _Node) -> list[str]:
+        return [_text(self.buf, a, b, 1024) for a, b in node.inputs]
 
 
 def _odd_path(path: str) -> str | None:
