@@ -7,6 +7,7 @@ line if someone loaded them, and the demo never loads anything.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import tempfile
@@ -149,7 +150,7 @@ def run_demo(keep: Path | None, fmt: str) -> int:
     from secmlops.report import render
     from secmlops.scan.models import scan_paths
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory(prefix="secmlops-demo-") as tmp:
         root = keep or Path(tmp) / "example-project"
         if keep is not None and keep.exists() and any(keep.iterdir()):
@@ -163,8 +164,14 @@ def run_demo(keep: Path | None, fmt: str) -> int:
                 "Real model files (should pass) and downloaded files with harmless payloads "
                 "(must be caught). Nothing is ever loaded; the scanner reads bytes only.\n"
             )
-        report = scan_paths([root])
-        flagged = _flagged(report, root)
+        # Scan from the project folder so the report shows short relative paths.
+        here = Path.cwd()
+        os.chdir(root)
+        try:
+            report = scan_paths([Path(".")])
+        finally:
+            os.chdir(here)
+        flagged = _flagged(report, Path("."))
         if fmt != "text":
             print(render([report], fmt), end="")
             return 0 if _all_right(files, flagged) else 1
@@ -188,10 +195,10 @@ def _flagged(report: Report, root: Path) -> set[str]:
     out: set[str] = set()
     for f in report.findings:
         if f.severity >= Severity.HIGH and f.location.path:
-            out.add(Path(f.location.path).relative_to(root).as_posix())
+            out.add(Path(f.location.path).as_posix())
     for e in report.errors:
         if e.location.path:
-            out.add(Path(e.location.path).relative_to(root).as_posix())
+            out.add(Path(e.location.path).as_posix())
     return out
 
 

@@ -52,7 +52,7 @@ _MAX_HEADER_BYTES: Final = 100_000_000  # what safetensors accepts
 _MAX_NUMPY_DIMS: Final = 64
 _MAX_DIMS: Final = 4096
 _MAX_METADATA_VALUE: Final = 4096
-_MAX_ENTRIES: Final = 5_000_000
+_MAX_WALK: Final = 10_000_000  # entries and values visited while looking for tensors
 _LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL: Final = 1001
 _ZIP_LOCAL_MAGIC: Final = b"PK\x03\x04"
@@ -1278,6 +1278,15 @@ def _note_crc(region: _Region, computed: int, warnings: list[str]) -> None:
 class _Selection:
     tensors: list[tuple[str, _Tensor]]
     scalars: dict[str, str]
+    budget: int = _MAX_WALK  # a value shared under many keys is visited once per path
+
+    def spend(self, steps: int = 1) -> None:
+        self.budget -= steps
+        if self.budget < 0:
+            raise ConvertError(
+                f"the checkpoint's structure needs more than {_MAX_WALK} steps to walk",
+                hint="a state_dict is a flat or nested dict of tensors",
+            )
 
 
 _CHECKPOINT_KEYS: Final = ("state_dict", "model")
@@ -1295,23 +1304,26 @@ def _select(root: object, warnings: list[str]) -> _Selection:
         )
     weights: dict[Any, Any] = root
     extras: dict[Any, Any] = {}
+    selection = _Selection([], {})
     if not any(isinstance(v, _Tensor) for v in root.values()):
         for key in _CHECKPOINT_KEYS:
             candidate = root.get(key)
-            if isinstance(candidate, dict) and _holds_tensor(candidate):
+            if isinstance(candidate, dict) and _count_tensors(candidate, selection):
                 weights = candidate
                 extras = {k: v for k, v in root.items() if k != key}
                 break
-    selection = _Selection([], {})
     _flatten(weights, selection, warnings)
     if not selection.tensors:
         raise ConvertError("the checkpoint contains no tensors", hint=_HINT_RESAVE)
     for key, value in extras.items():
+        if not isinstance(key, str | int):
+            warnings.append(f"checkpoint entry with a {type(key).__name__} key was not converted")
+            continue
         name = _key(key, "")
         if _scalar(value) is not None:
             _add_scalar(selection, name, value, warnings)
         else:
-            count = _count_tensors(value)
+            count = _count_tensors(value, selection)
             what = f" holding {count} tensor(s)" if count else ""
             warnings.append(f"checkpoint entry {_quote(name)}{what} was not converted")
     return selection
@@ -1319,7 +1331,6 @@ def _select(root: object, warnings: list[str]) -> _Selection:
 
 def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -> None:
     seen: set[str] = set()
-    budget = _MAX_ENTRIES  # a dict shared under many keys is walked once per path
     # Iterative, with the chain of open dicts, so hostile nesting or cycles cannot recurse.
     stack: list[tuple[str, Iterator[tuple[Any, Any]], int]] = [("", iter(tree.items()), id(tree))]
     open_ids = {id(tree)}
@@ -1330,9 +1341,7 @@ def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -
             stack.pop()
             open_ids.discard(own)
             continue
-        budget -= 1
-        if budget < 0:
-            raise ConvertError(f"the checkpoint has more than {_MAX_ENTRIES} named entries")
+        selection.spend()
         name = _key(item[0], prefix)
         value = item[1]
         if isinstance(value, dict):
@@ -1348,7 +1357,7 @@ def _flatten(tree: dict[Any, Any], selection: _Selection, warnings: list[str]) -
             selection.tensors.append((name, value))
         elif _scalar(value) is not None:
             _add_scalar(selection, name, value, warnings)
-        elif _count_tensors(value):
+        elif _count_tensors(value, selection):
             raise ConvertError(
                 f"tensors inside a {type(value).__name__} at {_quote(name)} have no names",
                 hint="only dicts of tensors (nested dicts are flattened with '.') are converted",
@@ -1392,16 +1401,13 @@ def _add_scalar(selection: _Selection, name: str, value: object, warnings: list[
     selection.scalars[name] = text
 
 
-def _holds_tensor(value: object) -> bool:
-    return _count_tensors(value) > 0
-
-
-def _count_tensors(value: object) -> int:
+def _count_tensors(value: object, selection: _Selection) -> int:
     count = 0
     pending = [value]
     seen: set[int] = set()
     while pending:
         item = pending.pop()
+        selection.spend()
         if isinstance(item, _Tensor):
             count += 1
         elif isinstance(item, dict | list | tuple | _Opaque) and id(item) not in seen:
