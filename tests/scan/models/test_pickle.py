@@ -283,3 +283,15 @@ def test_getattr_of_a_global_and_a_constant_is_the_dotted_global() -> None:
         + b")R\x8c\x03pop\x86R."
     )
     assert any(f.evidence.get("global") == "builtins.getattr" for f in analyse(computed))
+
+
+def test_non_ascii_protocol0_string_is_a_differential_and_still_resolves() -> None:
+    # "os" and "system" as UTF-8 STRINGs preceded by a non-ASCII decoy; torch.load (utf-8) loads it.
+    data = b"S'\xc3\xa9'\n0" + b"\x80\x04S'os'\nS'system'\n\x93S'true'\n\x85R."
+    found = analyse(data)
+    assert any(f.rule_id == "MODEL-PICKLE-EXEC" for f in found)
+    diff = [f for f in found if f.rule_id == "MODEL-PICKLE-PARSER-DIFFERENTIAL"]
+    assert diff
+    assert all(f.severity is Severity.HIGH for f in diff)  # beside a payload it is high
+    quiet = analyse(b"S'\xc3\xa9'\n.")
+    assert [f.severity for f in quiet] == [Severity.LOW]

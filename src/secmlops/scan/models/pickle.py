@@ -700,25 +700,36 @@ def op_string(m: _Machine, offset: int) -> bool:
         decoded = codecs.escape_decode(body)[0]
     except ValueError:
         raise PickleBreak("invalid escape in STRING") from None
-    m.push(decoded.decode("ascii", "replace"))
+    _push_bytes_as_str(m, decoded, offset)
     return False
 
 
-def _push_bytes_as_str(m: _Machine, data: bytes | Opaque) -> None:
-    # Protocol 0-2 STRING opcodes load as str (encoding ASCII by default).
-    m.push(data.decode("latin-1") if isinstance(data, bytes) else data)
+def _push_bytes_as_str(m: _Machine, data: bytes | Opaque, offset: int) -> None:
+    """Protocol 0-2 strings: the loader's `encoding` decides (ASCII by default, UTF-8 in torch)."""
+    if not isinstance(data, bytes):
+        m.push(data)
+        return
+    if data.isascii():
+        m.push(data.decode("ascii"))
+        return
+    # pickle.load raises here, torch.load (utf-8) and numpy (latin-1) load it: a differential.
+    m.differential(offset, "non-ASCII protocol-0/1 string: loaders with other encodings differ")
+    try:
+        m.push(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        m.push(data.decode("latin-1"))
 
 
 def op_binstring(m: _Machine, offset: int) -> bool:
     n = struct.unpack("<i", m.r.read(4))[0]
     if n < 0:
         raise PickleBreak("BINSTRING pickle has negative byte count")
-    _push_bytes_as_str(m, m.r.read_or_skip(n))
+    _push_bytes_as_str(m, m.r.read_or_skip(n), offset)
     return False
 
 
 def op_short_binstring(m: _Machine, offset: int) -> bool:
-    _push_bytes_as_str(m, m.r.read(m.r.read(1)[0]))
+    _push_bytes_as_str(m, m.r.read(m.r.read(1)[0]), offset)
     return False
 
 
