@@ -148,3 +148,20 @@ def test_demo_catches_every_attack_and_passes_every_real_model() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WRONG" not in result.stdout
     assert "Every attack was caught" in result.stdout
+
+
+def test_convert_writes_safetensors_and_refuses_flagged_files(tmp_path: Path) -> None:
+    import torch
+    from safetensors.numpy import load_file
+
+    torch.save({"w": torch.arange(6.0).reshape(2, 3)}, tmp_path / "m.pt")
+    result = run("convert", str(tmp_path / "m.pt"), "--to", "safetensors")
+    assert result.returncode == 0, result.stderr
+    assert load_file(str(tmp_path / "m.safetensors"))["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    (tmp_path / "evil.pt").write_bytes(EVIL)
+    refused = run("convert", str(tmp_path / "evil.pt"), "-o", str(tmp_path / "evil.safetensors"))
+    assert refused.returncode == 2
+    assert "MODEL-PICKLE-EXEC" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "evil.safetensors").exists()
+    assert run("convert", str(tmp_path / "m.pt"), "--to", "onnx").returncode == 2
