@@ -202,3 +202,13 @@ def test_torch_storage_records_are_not_unpickled(tmp_path: Path) -> None:
         zip_bytes({"archive/data.pkl": BENIGN, "archive/data/0": b"K\x05N\x17" * 100})
     )
     assert rules(tmp_path / "t.pt") == set()
+
+
+def test_zstd_wrapper_and_its_truncation(tmp_path: Path) -> None:
+    zstd = pytest.importorskip("backports.zstd")  # py7zr's dependency on Python < 3.14
+    (tmp_path / "m.zst").write_bytes(zstd.compress(EVIL))
+    assert "MODEL-PICKLE-EXEC" in rules(tmp_path / "m.zst")
+    (tmp_path / "cut.zst").write_bytes(zstd.compress(BENIGN * 100)[:-7])
+    report = scan_paths([tmp_path / "cut.zst"])
+    assert report.errors
+    assert report.exit_code(Severity.CRITICAL) == 2

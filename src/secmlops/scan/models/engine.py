@@ -105,6 +105,10 @@ class Blob:
     @classmethod
     def from_path(cls, path: Path, display: str) -> Blob:
         size = path.stat().st_size
+        if size <= HEAD_SIZE:
+            # Small files (most of a model folder's pickles) are read once and kept.
+            data = path.read_bytes()
+            return cls(Location(path=display), len(data), 0, path.name, lambda: io.BytesIO(data))
         return cls(Location(path=display), size, 0, path.name, lambda: open(path, "rb"))
 
     @classmethod

@@ -344,6 +344,8 @@ class _Machine:
 
     # -- what the analysis records --------------------------------------------------------------
     def use(self, value: Any, use: Use) -> None:
+        if type(value) in _SCALARS:
+            return
         if isinstance(value, GlobalRef):
             if use is Use.REF and value.qualified in NESTED_LOADERS:
                 self.res.nested_unresolved.add(value.qualified)
@@ -450,41 +452,58 @@ class _Machine:
     def run(self) -> None:
         r = self.r
         res = self.res
+        handlers = _HANDLERS
+        max_ops = self.max_ops
+        in_memory = isinstance(r, _MemReader)
+        data = r.data if isinstance(r, _MemReader) else b""
         ops = 0
-        while True:
-            offset = r.pos()
-            op = r.next_op()
-            if op < 0:
-                raise PickleBreak("pickle data was truncated (no STOP)")
-            handler = _HANDLERS.get(op)
-            if handler is None:
-                if ops == 0:
-                    res.first_opcode_failed = True
-                raise PickleBreak(f"invalid load key {bytes([op])!r}")
-            ops += 1
-            if ops > self.max_ops:
-                raise _LimitReached(f"opcode budget of {self.max_ops} reached")
-            try:
-                done = handler(self, offset)
-            except PickleBreak:
-                if ops == 1:
-                    res.first_opcode_failed = True
-                raise
-            if self.frame_end is not None:
-                end = r.pos()
-                if end > self.frame_end:
-                    if offset < self.frame_end:
-                        self.differential(offset, "opcode crosses a frame boundary")
-                    self.frame_end = None
-                elif end == self.frame_end:
-                    self.frame_end = None
-            res.opcodes = ops
-            if self.pending_array is not None:
-                wrapper, self.pending_array = self.pending_array, None
-                _joblib_array(self, wrapper)
-            if done:
-                res.stopped = True
-                return
+        try:
+            while True:
+                if in_memory:  # the common case, without a method call per opcode
+                    i = r.i  # type: ignore[union-attr]
+                    offset = r.base + i  # type: ignore[union-attr]
+                    if i >= len(data):
+                        raise PickleBreak("pickle data was truncated (no STOP)")
+                    op = data[i]
+                    r.i = i + 1  # type: ignore[union-attr]
+                else:
+                    offset = r.pos()
+                    op = r.next_op()
+                    if op < 0:
+                        raise PickleBreak("pickle data was truncated (no STOP)")
+                handler = handlers.get(op)
+                if handler is None:
+                    if ops == 0:
+                        res.first_opcode_failed = True
+                    raise PickleBreak(f"invalid load key {bytes([op])!r}")
+                ops += 1
+                if ops > max_ops:
+                    raise _LimitReached(f"opcode budget of {max_ops} reached")
+                try:
+                    done = handler(self, offset)
+                except PickleBreak:
+                    if ops == 1:
+                        res.first_opcode_failed = True
+                    raise
+                if self.frame_end is not None:
+                    end = r.pos()
+                    if end > self.frame_end:
+                        if offset < self.frame_end:
+                            self.differential(offset, "opcode crosses a frame boundary")
+                        self.frame_end = None
+                    elif end == self.frame_end:
+                        self.frame_end = None
+                if self.pending_array is not None:
+                    wrapper, self.pending_array = self.pending_array, None
+                    _joblib_array(self, wrapper)
+                if done:
+                    res.stopped = True
+                    return
+        finally:
+            res.opcodes += ops
+
+
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 class _LimitReached(Exception):
@@ -895,10 +914,8 @@ def _joblib_array(m: _Machine, wrapper: Instance) -> None:
     itemsize, has_objects = _dtype_layout(state.get("dtype"))
     if has_objects:
         # A nested pickle that joblib loads with a fresh unpickler: analyse it the same way.
-        outer_ops = m.res.opcodes
         _Machine(m.r, m.allowlist, m.res, m.max_ops).run()
         m.res.stopped = False
-        m.res.opcodes += outer_ops
         return
     if state.get("numpy_array_alignment_bytes") is not None:
         padding = m.r.read(1)[0]

@@ -458,7 +458,9 @@ class CompressedScanner:
         with blob.open() as f:
             try:
                 spool = expand_stream(ctx, blob.location, f, blob.size, make)
-            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            except ScanError:
+                raise
+            except Exception as exc:  # zlib/lzma/zstd/lz4 each raise their own error types
                 if label in ("zlib", "lzma") and self._fails_at_once(blob, make):
                     return  # bytes that merely resemble a weak magic number
                 raise ScanError(f"{label} stream is corrupt: {exc}") from exc
@@ -470,7 +472,7 @@ class CompressedScanner:
     def _fails_at_once(blob: Blob, make: Callable[[], Any]) -> bool:
         try:
             make().decompress(blob.head[:4096], 1)
-        except (zlib.error, lzma.LZMAError, OSError, ValueError, EOFError):
+        except Exception:  # any decompressor error on the first bytes: not this format
             return True
         return False
 
