@@ -1,39 +1,38 @@
-"""Settings from secmlops.toml, [tool.secmlops] in pyproject.toml, or SECMLOPS_* variables."""
+"""Settings from secmlops.toml, [tool.secmlops] in pyproject.toml, or SECMLOPS_* variables.
+
+The file format is validated with pydantic (a boundary); the rest of the code sees frozen
+dataclasses, so a run without a configuration file does not pay for importing pydantic.
+"""
 
 from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from secmlops.errors import ConfigError
 
 
-class ModelsConfig(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ModelsConfig:
     """[models]: what the model scanner may allow and how far it may go."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    allow: list[str] = Field(
-        default_factory=list, description='extra allowlist entries "module.name:use"'
-    )
-    max_depth: int = Field(default=6, ge=1, le=64)
-    max_ratio: float = Field(default=250.0, gt=1)
-    max_expanded_bytes: int = Field(default=64 * 2**30, gt=0)
-    max_members: int = Field(default=100_000, gt=0)
-    max_pickle_ops: int = Field(default=50_000_000, gt=0)
+    allow: tuple[str, ...] = ()
+    max_depth: int = 6
+    max_ratio: float = 250.0
+    max_expanded_bytes: int = 64 * 2**30
+    max_members: int = 100_000
+    max_pickle_ops: int = 50_000_000
 
 
-class Config(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Config:
     """The whole configuration."""
 
-    model_config = ConfigDict(extra="forbid")
-
     fail_on: str = "high"
-    models: ModelsConfig = Field(default_factory=lambda: ModelsConfig())
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -42,6 +41,39 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    class ModelsSchema(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        allow: list[str] = Field(default_factory=list)
+        max_depth: int = Field(default=6, ge=1, le=64)
+        max_ratio: float = Field(default=250.0, gt=1)
+        max_expanded_bytes: int = Field(default=64 * 2**30, gt=0)
+        max_members: int = Field(default=100_000, gt=0)
+        max_pickle_ops: int = Field(default=50_000_000, gt=0)
+
+    class Schema(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        fail_on: str = "high"
+        models: ModelsSchema = Field(default_factory=lambda: ModelsSchema())
+
+    try:
+        parsed = Schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+    m = parsed.models
+    return Config(
+        fail_on=parsed.fail_on,
+        models=ModelsConfig(
+            tuple(m.allow), m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members,
+            m.max_pickle_ops,
+        ),
+    )  # fmt: skip
 
 
 def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
@@ -64,9 +96,4 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config
         source = str(here / "pyproject.toml")
     if "SECMLOPS_FAIL_ON" in os.environ:
         data = {**data, "fail_on": os.environ["SECMLOPS_FAIL_ON"]}
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+    return _validate(data, source) if data else Config()

@@ -214,6 +214,9 @@ class _Reader:
             raise PickleBreak("pickle data was truncated")
         return data
 
+    def byte(self) -> int:
+        return self.read(1)[0]
+
     def read_or_skip(self, n: int) -> bytes | Opaque:
         if n > MAX_INLINE_BYTES:
             here = self.f.tell()
@@ -254,11 +257,19 @@ class _MemReader:
     def read(self, n: int) -> bytes:
         i = self.i
         j = i + n
-        if j > len(self.data):
-            self.i = len(self.data)
+        data = self.data
+        if j > len(data):
+            self.i = len(data)
             raise PickleBreak("pickle data was truncated")
         self.i = j
-        return self.data[i:j]
+        return data[i:j]
+
+    def byte(self) -> int:
+        i = self.i
+        if i >= len(self.data):
+            raise PickleBreak("pickle data was truncated")
+        self.i = i + 1
+        return self.data[i]
 
     def read_or_skip(self, n: int) -> bytes | Opaque:
         if n > MAX_INLINE_BYTES:
@@ -452,7 +463,7 @@ class _Machine:
     def run(self) -> None:
         r = self.r
         res = self.res
-        handlers = _HANDLERS
+        handlers = _HANDLER_TABLE
         max_ops = self.max_ops
         in_memory = isinstance(r, _MemReader)
         data = r.data if isinstance(r, _MemReader) else b""
@@ -471,7 +482,7 @@ class _Machine:
                     op = r.next_op()
                     if op < 0:
                         raise PickleBreak("pickle data was truncated (no STOP)")
-                handler = handlers.get(op)
+                handler = handlers[op]
                 if handler is None:
                     if ops == 0:
                         res.first_opcode_failed = True
@@ -479,6 +490,8 @@ class _Machine:
                 ops += 1
                 if ops > max_ops:
                     raise _LimitReached(f"opcode budget of {max_ops} reached")
+                if not ops & 0xFFFF and len(self.stack) > MAX_STACK:
+                    raise PickleBreak("stack limit reached")
                 try:
                     done = handler(self, offset)
                 except PickleBreak:
@@ -486,7 +499,7 @@ class _Machine:
                         res.first_opcode_failed = True
                     raise
                 if self.frame_end is not None:
-                    end = r.pos()
+                    end = r.base + r.i if in_memory else r.pos()  # type: ignore[union-attr]
                     if end > self.frame_end:
                         if offset < self.frame_end:
                             self.differential(offset, "opcode crosses a frame boundary")
@@ -598,14 +611,14 @@ def op_pop_mark(m: _Machine, offset: int) -> bool:
 
 
 def op_dup(m: _Machine, offset: int) -> bool:
-    m.push(m.top())
+    m.stack.append(m.top())
     return False
 
 
 def op_float(m: _Machine, offset: int) -> bool:
     raw = m.r.readline()
     try:
-        m.push(float(raw))
+        m.stack.append(float(raw))
     except ValueError:
         raise PickleBreak("invalid FLOAT literal") from None
     return False
@@ -614,26 +627,26 @@ def op_float(m: _Machine, offset: int) -> bool:
 def op_int(m: _Machine, offset: int) -> bool:
     raw = m.r.readline()
     if raw == b"00":
-        m.push(False)
+        m.stack.append(False)
     elif raw == b"01":
-        m.push(True)
+        m.stack.append(True)
     else:
-        m.push(_int_line(m, raw, offset, c_strtol=True))
+        m.stack.append(_int_line(m, raw, offset, c_strtol=True))
     return False
 
 
 def op_binint(m: _Machine, offset: int) -> bool:
-    m.push(struct.unpack("<i", m.r.read(4))[0])
+    m.stack.append(struct.unpack("<i", m.r.read(4))[0])
     return False
 
 
 def op_binint1(m: _Machine, offset: int) -> bool:
-    m.push(m.r.read(1)[0])
+    m.stack.append(m.r.byte())
     return False
 
 
 def op_binint2(m: _Machine, offset: int) -> bool:
-    m.push(struct.unpack("<H", m.r.read(2))[0])
+    m.stack.append(struct.unpack("<H", m.r.read(2))[0])
     return False
 
 
@@ -641,7 +654,7 @@ def op_long(m: _Machine, offset: int) -> bool:
     raw = m.r.readline()
     if raw.endswith(b"L"):
         raw = raw[:-1]
-    m.push(_int_line(m, raw, offset, c_strtol=False))
+    m.stack.append(_int_line(m, raw, offset, c_strtol=False))
     return False
 
 
@@ -650,7 +663,7 @@ def _long_n(m: _Machine, size_fmt: str, size_len: int) -> bool:
     if n < 0:
         raise PickleBreak("LONG pickle has negative byte count")
     data = m.r.read_or_skip(n)
-    m.push(int.from_bytes(data, "little", signed=True) if isinstance(data, bytes) else data)
+    m.stack.append(int.from_bytes(data, "little", signed=True) if isinstance(data, bytes) else data)
     return False
 
 
@@ -663,22 +676,22 @@ def op_long4(m: _Machine, offset: int) -> bool:
 
 
 def op_none(m: _Machine, offset: int) -> bool:
-    m.push(None)
+    m.stack.append(None)
     return False
 
 
 def op_true(m: _Machine, offset: int) -> bool:
-    m.push(True)
+    m.stack.append(True)
     return False
 
 
 def op_false(m: _Machine, offset: int) -> bool:
-    m.push(False)
+    m.stack.append(False)
     return False
 
 
 def op_binfloat(m: _Machine, offset: int) -> bool:
-    m.push(struct.unpack(">d", m.r.read(8))[0])
+    m.stack.append(struct.unpack(">d", m.r.read(8))[0])
     return False
 
 
@@ -689,7 +702,7 @@ def op_persid(m: _Machine, offset: int) -> bool:
     except UnicodeDecodeError:
         raise PickleBreak("persistent IDs in protocol 0 must be ASCII strings") from None
     m.res.persistent_ids.append(pid)
-    m.push(Opaque("persistent object"))
+    m.stack.append(Opaque("persistent object"))
     return False
 
 
@@ -698,14 +711,14 @@ def op_binpersid(m: _Machine, offset: int) -> bool:
     m.use(pid, Use.REF)
     if len(m.res.persistent_ids) < 1_000_000:
         m.res.persistent_ids.append(pid)
-    m.push(Opaque("persistent object"))
+    m.stack.append(Opaque("persistent object"))
     return False
 
 
 def op_reduce(m: _Machine, offset: int) -> bool:
     args = m.pop()
     callee = m.pop()
-    m.push(m.call(callee, args, offset, "REDUCE"))
+    m.stack.append(m.call(callee, args, offset, "REDUCE"))
     return False
 
 
@@ -726,17 +739,17 @@ def op_string(m: _Machine, offset: int) -> bool:
 def _push_bytes_as_str(m: _Machine, data: bytes | Opaque, offset: int) -> None:
     """Protocol 0-2 strings: the loader's `encoding` decides (ASCII by default, UTF-8 in torch)."""
     if not isinstance(data, bytes):
-        m.push(data)
+        m.stack.append(data)
         return
     if data.isascii():
-        m.push(data.decode("ascii"))
+        m.stack.append(data.decode("ascii"))
         return
     # pickle.load raises here, torch.load (utf-8) and numpy (latin-1) load it: a differential.
     m.differential(offset, "non-ASCII protocol-0/1 string: loaders with other encodings differ")
     try:
-        m.push(data.decode("utf-8"))
+        m.stack.append(data.decode("utf-8"))
     except UnicodeDecodeError:
-        m.push(data.decode("latin-1"))
+        m.stack.append(data.decode("latin-1"))
 
 
 def op_binstring(m: _Machine, offset: int) -> bool:
@@ -748,14 +761,14 @@ def op_binstring(m: _Machine, offset: int) -> bool:
 
 
 def op_short_binstring(m: _Machine, offset: int) -> bool:
-    _push_bytes_as_str(m, m.r.read(m.r.read(1)[0]), offset)
+    _push_bytes_as_str(m, m.r.read(m.r.byte()), offset)
     return False
 
 
 def op_unicode(m: _Machine, offset: int) -> bool:
     raw = m.r.readline()
     try:
-        m.push(raw.decode("raw-unicode-escape"))
+        m.stack.append(raw.decode("raw-unicode-escape"))
     except UnicodeDecodeError:
         raise PickleBreak("invalid UNICODE argument") from None
     return False
@@ -766,11 +779,11 @@ def _unicode_n(m: _Machine, fmt: str, size: int) -> bool:
     data = m.r.read_or_skip(n)
     if isinstance(data, bytes):
         try:
-            m.push(data.decode("utf-8", "surrogatepass"))
+            m.stack.append(data.decode("utf-8", "surrogatepass"))
         except UnicodeDecodeError:
             raise PickleBreak("invalid UTF-8 in unicode argument") from None
     else:
-        m.push(data)
+        m.stack.append(data)
     return False
 
 
@@ -788,7 +801,7 @@ def op_binunicode8(m: _Machine, offset: int) -> bool:
 
 def _bytes_n(m: _Machine, fmt: str, size: int) -> bool:
     n = struct.unpack(fmt, m.r.read(size))[0]
-    m.push(m.r.read_or_skip(n))
+    m.stack.append(m.r.read_or_skip(n))
     return False
 
 
@@ -810,7 +823,7 @@ def op_bytearray8(m: _Machine, offset: int) -> bool:
 
 def op_next_buffer(m: _Machine, offset: int) -> bool:
     # Out-of-band buffers come from the caller; without them the loader raises.
-    m.push(Opaque("out-of-band buffer"))
+    m.stack.append(Opaque("out-of-band buffer"))
     return False
 
 
@@ -918,7 +931,7 @@ def _joblib_array(m: _Machine, wrapper: Instance) -> None:
         m.res.stopped = False
         return
     if state.get("numpy_array_alignment_bytes") is not None:
-        padding = m.r.read(1)[0]
+        padding = m.r.byte()
         m.r.read_or_skip(padding)
     count = 1
     for dim in shape:
@@ -929,7 +942,7 @@ def _joblib_array(m: _Machine, wrapper: Instance) -> None:
 def op_global(m: _Machine, offset: int) -> bool:
     module = _decode_utf8(m.r.readline(), "GLOBAL module name")
     name = _decode_utf8(m.r.readline(), "GLOBAL name")
-    m.push(m.make_global(module, name, offset, "GLOBAL"))
+    m.stack.append(m.make_global(module, name, offset, "GLOBAL"))
     return False
 
 
@@ -938,7 +951,7 @@ def op_stack_global(m: _Machine, offset: int) -> bool:
     module = m.pop()
     if isinstance(module, GlobalRef) or isinstance(name, GlobalRef):
         raise PickleBreak("STACK_GLOBAL requires str")
-    m.push(m.make_global(module, name, offset, "STACK_GLOBAL"))
+    m.stack.append(m.make_global(module, name, offset, "STACK_GLOBAL"))
     return False
 
 
@@ -951,37 +964,37 @@ def op_dict(m: _Machine, offset: int) -> bool:
         m.use(items[i], Use.REF)
         m.use(items[i + 1], Use.REF)
         d.set(items[i], items[i + 1])
-    m.push(d)
+    m.stack.append(d)
     return False
 
 
 def op_empty_dict(m: _Machine, offset: int) -> bool:
-    m.push(DictV())
+    m.stack.append(DictV())
     return False
 
 
 def op_empty_list(m: _Machine, offset: int) -> bool:
-    m.push(ListV())
+    m.stack.append(ListV())
     return False
 
 
 def op_empty_tuple(m: _Machine, offset: int) -> bool:
-    m.push(())
+    m.stack.append(())
     return False
 
 
 def op_empty_set(m: _Machine, offset: int) -> bool:
-    m.push(SetV())
+    m.stack.append(SetV())
     return False
 
 
 def op_list(m: _Machine, offset: int) -> bool:
-    m.push(ListV(m.pop_mark()))
+    m.stack.append(ListV(m.pop_mark()))
     return False
 
 
 def op_tuple(m: _Machine, offset: int) -> bool:
-    m.push(tuple(m.pop_mark()))
+    m.stack.append(tuple(m.pop_mark()))
     return False
 
 
@@ -990,7 +1003,7 @@ def _tuple_n(m: _Machine, n: int) -> bool:
         raise PickleBreak("unpickling stack underflow")
     items = tuple(m.stack[-n:])
     del m.stack[-n:]
-    m.push(items)
+    m.stack.append(items)
     return False
 
 
@@ -1007,7 +1020,7 @@ def op_tuple3(m: _Machine, offset: int) -> bool:
 
 
 def op_frozenset(m: _Machine, offset: int) -> bool:
-    m.push(SetV(m.pop_mark()))
+    m.stack.append(SetV(m.pop_mark()))
     return False
 
 
@@ -1060,7 +1073,7 @@ def op_get(m: _Machine, offset: int) -> bool:
 
 
 def op_binget(m: _Machine, offset: int) -> bool:
-    return _get(m, m.r.read(1)[0])
+    return _get(m, m.r.byte())
 
 
 def op_long_binget(m: _Machine, offset: int) -> bool:
@@ -1078,7 +1091,7 @@ def _memo_index(raw: bytes) -> int:
 def _get(m: _Machine, idx: int) -> bool:
     if idx not in m.memo:
         raise PickleBreak(f"memo value not found at index {idx}")
-    m.push(m.memo[idx])
+    m.stack.append(m.memo[idx])
     return False
 
 
@@ -1091,7 +1104,7 @@ def op_put(m: _Machine, offset: int) -> bool:
 
 
 def op_binput(m: _Machine, offset: int) -> bool:
-    m.memo[m.r.read(1)[0]] = m.top()
+    m.memo[m.r.byte()] = m.top()
     return False
 
 
@@ -1112,7 +1125,7 @@ def op_inst(m: _Machine, offset: int) -> bool:
     args = tuple(m.pop_mark())
     cls = m.make_global(module, name, offset, "INST")
     # INST calls the class (or any callable) with the marked arguments.
-    m.push(m.call(cls, args, offset, "INST"))
+    m.stack.append(m.call(cls, args, offset, "INST"))
     return False
 
 
@@ -1121,7 +1134,7 @@ def op_obj(m: _Machine, offset: int) -> bool:
     if not items:
         raise PickleBreak("OBJ without a class")
     cls, args = items[0], tuple(items[1:])
-    m.push(m.call(cls, args, offset, "OBJ"))
+    m.stack.append(m.call(cls, args, offset, "OBJ"))
     return False
 
 
@@ -1129,7 +1142,7 @@ def op_newobj(m: _Machine, offset: int) -> bool:
     args = m.pop()
     cls = m.pop()
     m.use(args, Use.REF)
-    m.push(m.instantiate(cls, offset, "NEWOBJ"))
+    m.stack.append(m.instantiate(cls, offset, "NEWOBJ"))
     return False
 
 
@@ -1139,7 +1152,7 @@ def op_newobj_ex(m: _Machine, offset: int) -> bool:
     cls = m.pop()
     m.use(args, Use.REF)
     m.use(kwargs, Use.REF)
-    m.push(m.instantiate(cls, offset, "NEWOBJ_EX"))
+    m.stack.append(m.instantiate(cls, offset, "NEWOBJ_EX"))
     return False
 
 
@@ -1147,12 +1160,12 @@ def _ext(m: _Machine, offset: int, code: int) -> bool:
     if code <= 0:
         raise PickleBreak("EXT specifies code <= 0")
     m.res.ext_codes.append((offset, code))
-    m.push(Instance(None, offset))
+    m.stack.append(Instance(None, offset))
     return False
 
 
 def op_ext1(m: _Machine, offset: int) -> bool:
-    return _ext(m, offset, m.r.read(1)[0])
+    return _ext(m, offset, m.r.byte())
 
 
 def op_ext2(m: _Machine, offset: int) -> bool:
@@ -1164,7 +1177,7 @@ def op_ext4(m: _Machine, offset: int) -> bool:
 
 
 def op_proto(m: _Machine, offset: int) -> bool:
-    proto = m.r.read(1)[0]
+    proto = m.r.byte()
     if proto > HIGHEST_PROTOCOL:
         raise PickleBreak(f"unsupported pickle protocol: {proto}")
     if offset != m.start:
@@ -1208,6 +1221,7 @@ _HANDLERS = {
 }  # fmt: skip
 
 PICKLE_OPCODE_BYTES = frozenset(_HANDLERS)
+_HANDLER_TABLE: list[Any] = [_HANDLERS.get(code) for code in range(256)]
 
 
 def _analyze(reader: _Reader | _MemReader, allowlist: Allowlist, max_ops: int) -> PickleAnalysis:
