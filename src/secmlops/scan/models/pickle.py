@@ -989,12 +989,14 @@ def op_empty_set(m: _Machine, offset: int) -> bool:
 
 
 def op_list(m: _Machine, offset: int) -> bool:
-    m.stack.append(ListV(m.pop_mark()))
+    value = ListV(m.pop_mark())  # pop_mark() replaces m.stack: evaluate first
+    m.stack.append(value)
     return False
 
 
 def op_tuple(m: _Machine, offset: int) -> bool:
-    m.stack.append(tuple(m.pop_mark()))
+    value = tuple(m.pop_mark())  # pop_mark() replaces m.stack: evaluate first
+    m.stack.append(value)
     return False
 
 
@@ -1020,7 +1022,8 @@ def op_tuple3(m: _Machine, offset: int) -> bool:
 
 
 def op_frozenset(m: _Machine, offset: int) -> bool:
-    m.stack.append(SetV(m.pop_mark()))
+    value = SetV(m.pop_mark())  # pop_mark() replaces m.stack: evaluate first
+    m.stack.append(value)
     return False
 
 
