@@ -74,6 +74,11 @@ class Location:
             text += f" (commit {self.commit[:12]})"
         return text
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Location:
+        rows = data.get("rows")
+        return cls(**{**data, "rows": tuple(rows)} if rows is not None else dict(data))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in self.__slots__:
@@ -99,6 +104,20 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=lambda: _frozen(None))
     controls: tuple[str, ...] = ()
     fix: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """The inverse of to_dict (used to merge results of worker processes)."""
+        return cls(
+            rule_id=data["rule_id"],
+            severity=Severity.parse(data["severity"]),
+            title=data["title"],
+            message=data["message"],
+            location=Location.from_dict(data["location"]),
+            evidence=_frozen(data.get("evidence")),
+            controls=tuple(data.get("controls", ())),
+            fix=data.get("fix", ""),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +171,10 @@ class ScanFailure:
 
     def to_dict(self) -> dict[str, Any]:
         return {"location": self.location.to_dict(), "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScanFailure:
+        return cls(Location.from_dict(data["location"]), data["message"])
 
 
 @dataclass(slots=True)

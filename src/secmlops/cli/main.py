@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -68,6 +69,13 @@ def scan_models(
     explain: bool = typer.Option(
         False, "--explain", help="Text output: show how to fix each finding."
     ),
+    jobs: int = typer.Option(
+        0,
+        "--jobs",
+        "-j",
+        min=0,
+        help="Worker processes for folders of many files (0: one per core).",
+    ),
 ) -> None:
     """Scan model files of every format for code execution and scanner evasions.
 
@@ -89,7 +97,7 @@ def scan_models(
         follow_symlinks=follow_symlinks,
     )
     with progress_bar("scanning", quiet) as progress:
-        report = scan_paths(paths, settings, progress)
+        report = scan_paths(paths, settings, progress, jobs=jobs or (os.cpu_count() or 1))
     emit([report], form, output, explain=explain)
     raise typer.Exit(gate([report], threshold))
 

@@ -212,3 +212,16 @@ def test_zstd_wrapper_and_its_truncation(tmp_path: Path) -> None:
     report = scan_paths([tmp_path / "cut.zst"])
     assert report.errors
     assert report.exit_code(Severity.CRITICAL) == 2
+
+
+def test_parallel_scan_reports_the_same_as_serial(tmp_path: Path) -> None:
+    for i in range(40):
+        (tmp_path / f"{i}.pkl").write_bytes(EVIL if i % 7 == 0 else BENIGN)
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(BENIGN * 50)[:-12])
+    serial = scan_paths([tmp_path], jobs=1)
+    parallel = scan_paths([tmp_path], jobs=2)
+    assert [f.to_dict() for f in parallel.sorted_findings()] == [
+        f.to_dict() for f in serial.sorted_findings()
+    ]
+    assert [e.to_dict() for e in parallel.errors] == [e.to_dict() for e in serial.errors]
+    assert parallel.files_scanned == serial.files_scanned == 41

@@ -317,13 +317,14 @@ def scan_paths(
     paths: Sequence[Path | str],
     settings: ModelScanSettings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    *,
+    jobs: int = 1,
 ) -> Report:
     """Scan model files and folders (recursively) and return the report.
 
-    `progress(path, done, total)` is called after each top-level file.
+    `progress(path, done, total)` is called after each top-level file (or batch, with jobs > 1).
+    `jobs` > 1 scans files in that many forked worker processes (results come back as JSON).
     """
-    from secmlops.scan.models.formats import SCANNERS
-
     settings = settings or ModelScanSettings()
     report = Report(kind="models", rules=dict(rules.ALL))
     started = time.perf_counter()
@@ -332,6 +333,24 @@ def scan_paths(
         if not target.exists() and not target.is_symlink():
             raise ScanError(f"no such file or folder: {target}")
     files = list(iter_files(targets, settings.follow_symlinks))
+    if jobs > 1 and len(files) >= 4 * jobs and _can_fork():
+        _scan_parallel(files, settings, report, progress, jobs)
+    else:
+        _scan_files(files, settings, report, progress)
+    report.errors.sort(key=lambda e: (e.location.path or "", e.location.member or ""))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _scan_files(
+    files: Sequence[tuple[Path, str]],
+    settings: ModelScanSettings,
+    report: Report,
+    progress: Callable[[str, int, int], None] | None,
+    total: int | None = None,
+) -> None:
+    from secmlops.scan.models.formats import SCANNERS
+
     with tempfile.TemporaryDirectory(prefix="secmlops-scan-") as tmp:
         ctx = ScanContext(report, settings, SCANNERS, Path(tmp))
         for done, (path, display) in enumerate(files, start=1):
@@ -355,6 +374,63 @@ def scan_paths(
                 except OSError as exc:
                     ctx.fail(location, f"could not read: {exc.strerror or exc}")
             if progress is not None:
-                progress(display, done, len(files))
-    report.seconds = time.perf_counter() - started
-    return report
+                progress(display, done, total or len(files))
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+_WORKER_SETTINGS: ModelScanSettings | None = None
+
+
+def _worker(batch: list[tuple[str, str]]) -> str:
+    """Scan a batch in a forked worker; the result travels back as JSON text, never pickled."""
+    import json
+
+    assert _WORKER_SETTINGS is not None
+    part = Report(kind="models")
+    _scan_files([(Path(p), d) for p, d in batch], _WORKER_SETTINGS, part, None)
+    return json.dumps(
+        {
+            "findings": [f.to_dict() for f in part.findings],
+            "errors": [e.to_dict() for e in part.errors],
+            "scanned": part.files_scanned,
+            "skipped": part.files_skipped,
+            "bytes": part.bytes_scanned,
+        }
+    )
+
+
+def _scan_parallel(
+    files: Sequence[tuple[Path, str]],
+    settings: ModelScanSettings,
+    report: Report,
+    progress: Callable[[str, int, int], None] | None,
+    jobs: int,
+) -> None:
+    import json
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from secmlops.findings import Finding, ScanFailure
+
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = settings  # inherited by the forked workers
+    size = max(1, min(64, len(files) // (jobs * 4)))
+    batches = [[(str(p), d) for p, d in files[i : i + size]] for i in range(0, len(files), size)]
+    done = 0
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(_worker, batch): batch for batch in batches}
+        for future in as_completed(futures):
+            part = json.loads(future.result())
+            report.findings.extend(Finding.from_dict(f) for f in part["findings"])
+            report.errors.extend(ScanFailure.from_dict(e) for e in part["errors"])
+            report.files_scanned += part["scanned"]
+            report.files_skipped += part["skipped"]
+            report.bytes_scanned += part["bytes"]
+            done += len(futures[future])
+            if progress is not None:
+                progress(futures[future][-1][1], done, len(files))
