@@ -848,7 +848,8 @@ def op_appends(m: _Machine, offset: int) -> bool:
 
 def _extend(m: _Machine, target: Any, items: list[Any], offset: int, how: str) -> None:
     for item in items:
-        m.use(item, Use.REF)
+        if type(item) not in _SCALARS:
+            m.use(item, Use.REF)
     if isinstance(target, ListV):
         target.add(items)
     elif isinstance(target, Instance) and isinstance(target.callee, GlobalRef):
@@ -863,13 +864,9 @@ def op_build(m: _Machine, offset: int) -> bool:
     inst = m.top()
     m.use(state, Use.REF)
     for part in state if isinstance(state, tuple) else (state,):
+        # (dict keys and values were recorded when they were set)
         if isinstance(part, DictV) and part.dunder:
             m.res.hijacks.append((offset, f"BUILD sets {', '.join(sorted(set(part.dunder)))}"))
-        if isinstance(part, DictV):
-            for key, value in part.items:
-                m.use(value, Use.REF)
-                if isinstance(key, GlobalRef):
-                    m.use(key, Use.REF)
     if isinstance(inst, Instance):
         inst.state = state
         callee = inst.callee.qualified if isinstance(inst.callee, GlobalRef) else ""
@@ -1058,10 +1055,13 @@ def op_setitems(m: _Machine, offset: int) -> bool:
 def _setitems(
     m: _Machine, target: Any, pairs: list[tuple[Any, Any]], offset: int, how: str
 ) -> None:
+    is_dict = isinstance(target, DictV)
     for key, value in pairs:
-        m.use(key, Use.REF)
-        m.use(value, Use.REF)
-        if isinstance(target, DictV):
+        if type(key) not in _SCALARS:
+            m.use(key, Use.REF)
+        if type(value) not in _SCALARS:
+            m.use(value, Use.REF)
+        if is_dict:
             target.set(key, value)
     if isinstance(target, DictV) or (
         isinstance(target, Instance) and isinstance(target.callee, GlobalRef)
