@@ -1421,7 +1421,9 @@ def findings_for(
                 )
             )
         else:
-            severity = Severity.HIGH if (analysis.calls or analysis.globals) else Severity.MEDIUM
+            # Everything up to the break was analysed: a corrupt stream that reached nothing
+            # suspicious is a damaged file (medium); beside a payload it is an evasion (high).
+            severity = Severity.HIGH if suspicious else Severity.MEDIUM
             out.append(
                 rules.PICKLE_MALFORMED.finding(
                     location.at_offset(base_offset + analysis.end),
