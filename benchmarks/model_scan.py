@@ -1,80 +1,119 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of model-file scanners: picklescan, modelscan, fickling, ModelAudit
-and secmlops.
+and secmlops, on the same corpus in one run.
 
 Usage::
 
-    python benchmarks/model_scan.py                  # full run (~15 min on 2 cores)
+    python benchmarks/model_scan.py                  # full run, ~15 min on 2 cores
     python benchmarks/model_scan.py --quick          # smaller speed corpus
     python benchmarks/model_scan.py --json out.json  # also write every number as JSON
     python benchmarks/model_scan.py --tools picklescan,secmlops --skip-speed
 
+Any Python >= 3.11 can start it: ``tests/scan/models/samples.py`` builds its files with torch,
+joblib, pandas, ..., so when those are missing the script hands itself over to
+``.venv/bin/python``.
+
 What it measures
 ================
-*Detection*: every tool scans every file of one corpus, one process per file (so each verdict
-belongs to exactly one file), each call bounded by ``--timeout``.  Recall is the share of
-malicious files flagged, the false-positive rate (FPR) the share of benign files flagged.
-The corpus is ``tests/scan/models/samples.py`` (``MALICIOUS``, ``BENIGN``, ``write_corpus``)
-plus a larger realistic benign set produced with the real libraries of the project venv
-(``torch.save`` state_dicts and checkpoints in zip and legacy formats, ``joblib.dump`` of fitted
-scikit-learn estimators with every compression, ``numpy.save``/``savez``/``savez_compressed``,
-``pandas.to_pickle``, ``pickle.dump`` of estimators).  While ``samples.py`` does not exist a small
-stand-in corpus built here (``_fallback_samples``, clearly reported as such) takes its place.
-Every malicious sample's payload would create a marker file if it were ever executed; the
-marker is checked after each tool so a scanner that *runs* a payload is caught.
+*Detection*: every tool scans every file of one corpus, one call per file (so each verdict
+belongs to exactly one file), ``--jobs`` calls at a time, each bounded by ``--timeout``.
+Recall is the share of malicious files flagged, the false-positive rate (FPR) the share of
+benign files flagged.  The corpus is ``tests/scan/models/samples.py`` (``MALICIOUS``,
+``BENIGN``, ``write_corpus``; families from ``Sample.family``) plus a larger realistic benign
+set made with the real libraries by ``.venv/bin/python`` (``torch.save`` state_dicts and a
+checkpoint with optimizer state in zip and legacy formats, fp16/bf16; ``joblib.dump`` of five
+fitted scikit-learn estimators with no/zlib/gzip/bz2/lzma/xz compression; ``pickle.dump`` of
+the same estimators; ``numpy.save``/``savez``/``savez_compressed``; ``pandas.to_pickle`` with
+inferred compression).  While ``samples.py`` does not exist a small stand-in corpus built here
+(``_fallback_samples``) takes its place and the report says so.  Every malicious sample's
+payload creates a marker file if it is ever executed; the marker is checked after each tool,
+so a scanner that *runs* a payload shows up ("ran payload").
 
-*Speed*: every tool scans (a) one folder of >= 1,000 small files (pickles, torch checkpoints,
-joblib files) in a single invocation -> files/s, and (b) one >= 500 MB ``torch.save`` zip
-checkpoint of float32 tensors -> seconds.  Wall-clock time of the whole process, including
-interpreter start-up, page cache warmed beforehand; the number of files each tool says it
-scanned is reported next to the rate, because skipping files is faster than scanning them.
+Before a tool is measured it must pass a self-test (an ``os.system`` pickle comes out as a
+finding, a plain dict pickle as clean), so a broken install cannot pass for verdicts.
 
-Ratios are relative to secmlops (tool / secmlops): for recall and files/s above 1 means better
-than secmlops, for FPR and seconds above 1 means worse.
+*Speed*: every tool scans (a) one folder of >= 1,000 small files (pickles of protocols 2-5,
+``torch.save`` checkpoints, ``joblib.dump`` files half of them zlib-compressed) in a single
+call -> files/s, and (b) one >= 500 MB ``torch.save`` zip checkpoint of float32 tensors ->
+seconds.  Wall clock of the whole process including start-up, page cache warmed beforehand,
+bounded by ``--speed-timeout`` (a tool that runs out of time gets an upper bound, "<N
+files/s").  The number of files each tool says it scanned is shown next to the rate,
+because skipping a file is faster than scanning it.
+
+Ratios are tool / secmlops: for recall and files/s above 1 means better than secmlops, for
+FPR and seconds above 1 means worse.
 
 How a verdict is read ("flagged")
 =================================
 Each call ends in one outcome: ``finding``, ``error`` (the tool says it could not scan the
-file), ``crash`` (unhandled exception / traceback), ``clean``, ``skipped`` (the tool says the
-file is unsupported or scanned no file) or ``timeout``.  A file counts as *flagged* when the
-outcome is ``finding``, ``error`` or ``crash`` -- the most favourable honest reading for every
-tool: whatever makes the tool's gate fail (or, for a crash, would make an operator stop) counts
-for the tool's recall (and, symmetrically, against its FPR).  ``skipped``, ``clean`` and
-``timeout`` are not flagged: a scanner that waves an unsupported file through is failing open,
-which is exactly what this benchmark measures.
+file), ``crash`` (traceback / no report), ``clean``, ``skipped`` (the tool says the file is
+unsupported or it scanned no file) or ``timeout``.  ``skipped``, ``clean`` and ``timeout`` are
+never flagged: a scanner that waves an unsupported file through is failing open, which is what
+this benchmark measures.  secmlops has one fixed reading: flagged = a finding at severity >=
+high or an error (its exit 2 fails closed).  For a peer there are several honest readings of
+the same outcomes (``READINGS``): ``gate`` -- finding, error or crash, whatever makes its exit
+code fail a CI gate; ``findings`` -- findings only, errors and crashes let through; for
+ModelAudit also ``critical-gate`` and ``critical`` (its ``warning`` issues not counted).  All of
+them are computed and reported, and the headline figure for each peer is the reading with the
+best recall - FPR on this run: the most favourable honest reading, chosen the same way for
+every peer, not by hand.  Missed/flagged lists and per-family figures follow that reading.
+Per tool, outcomes come from:
 
-* **secmlops** -- ``secmlops scan models FILE --format json --output OUT``: flagged when the JSON
-  has a finding at severity >= high or any entry in ``errors`` (exit 2 = could not complete,
-  fail closed, is an error too).
-* **picklescan** -- ``picklescan -p FILE``: exit 1 (dangerous globals) -> finding, exit 2 (scan
-  error) -> error, exit 0 with ``Scanned files: 0`` -> skipped (picklescan routes by file
-  extension / magic bytes), a logged ``Unhandled exception`` -> crash (picklescan then exits 0).
-  Default mode: "suspicious" (unknown) globals do not count -- they are not dangerous by
-  picklescan's own verdict and ``--strict`` would flag most scikit-learn files.
-* **modelscan** -- ``modelscan -p FILE -r json -o OUT``: any reported issue (any severity) ->
-  finding, any entry in ``errors`` or exit 2 -> error, exit 3 ("no supported files") or the file
-  in ``skipped`` -> skipped.
-* **fickling** -- fickling's CLI ``--check-safety`` only parses a raw pickle stream (a torch zip
-  is a parse error there), so the file is read the way fickling's own multi-format scan
-  (``fickling --huggingface``) reads each repository file, through its public API: a zip
-  (torch or plain) -> ``fickling.scan_zip_archive`` (members named .pkl/.pickle/.bin), a valid
-  pickle or a .bin/.pkl/.pickle name -> ``fickling.scan_file``; 7z/TAR/NumPy-pickle and other
-  files -> skipped, as fickling itself does.  Flagged when a result is not ``is_safe``
-  (severity > LIKELY_SAFE) -> finding, or carries parse/analysis errors -> error.
-* **ModelAudit** -- ``modelaudit scan FILE --format json --output OUT --no-cache``: an issue
-  at severity ``warning`` or ``critical`` -> finding (``info``/``debug`` are informational by
-  ModelAudit's own account and do not change its exit code semantics), ``has_errors`` / exit 2 /
-  an issue that reports a scan failure -> error, ``files_scanned == 0`` or the file listed as
-  skipped/unsupported -> skipped.  Telemetry is switched off (``PROMPTFOO_DISABLE_TELEMETRY``,
-  ``NO_ANALYTICS``) and the Hugging Face hub set offline; there is no network here anyway.
+* **secmlops** -- ``secmlops scan models FILE --format json --output OUT --quiet``: a finding at
+  severity >= high -> finding; an entry in ``errors`` or exit 2 -> error; ``files_scanned`` 0
+  -> skipped.
+* **picklescan** -- ``picklescan -p FILE``: exit 1 or a "dangerous import" line -> finding,
+  exit 2 (scan error, e.g. "could not parse") -> error, a logged ``Unhandled exception`` ->
+  crash, exit 0 with ``Scanned files: 0`` (it routes by extension / magic bytes) or with a
+  "WARNING: could not parse ... as pickle" (compressed joblib/pandas files: counted as scanned,
+  exit 0) -> skipped.
+  Default mode: its "suspicious" (unknown, not dangerous) globals do not count; ``--strict``
+  would flag every scikit-learn/pandas file.
+* **modelscan** -- ``modelscan scan -p FILE -r json -o OUT --show-skipped``: any issue (any
+  severity) -> finding; an entry in ``errors`` or exit 2 -> error, except ``NESTED_ZIP``
+  ("ModelScan does not support nested zip files") which is its way of saying unsupported ->
+  skipped; exit 3 ("no supported files") / nothing scanned -> skipped.
+* **fickling** -- its CLI ``--check-safety`` parses any file as a raw pickle stream (a torch zip
+  or a compressed joblib file is a parse error there), so each file is read the way fickling's
+  own multi-format scan (``fickling --huggingface``, fickling/cli.py) reads each repository
+  file, through its public API (``FICKLING_DRIVER``): a zip (torch or plain) or .pt/.pth ->
+  ``fickling.scan_zip_archive`` (members named .pkl/.pickle/.bin); a valid pickle or a
+  .bin/.pkl/.pickle name -> ``fickling.scan_file``; 7z/TAR/NumPy-pickle ("not yet supported;
+  skipping") and anything else -> skipped, as fickling does.  A result above LIKELY_SAFE ->
+  finding; parse/analysis errors -> error; a zip without such a member -> skipped.
+* **ModelAudit** -- ``modelaudit scan FILE --format json --output OUT --no-cache``, read by its
+  own exit-code rules: an issue or failed check at severity ``warning`` or ``critical`` (what
+  makes it exit 1) -> finding, worst severity kept for the ``critical`` readings; exit 2 with
+  nothing scanned -> skipped; other exit 2 (operational error, inconclusive / incomplete
+  coverage) or ``has_errors`` -> error.  A fresh ModelAudit
+  process spends 5-10 s warming up its call-graph analysis (it disassembles standard-library
+  sources) before its first file, which put a per-process pass over this corpus at 23
+  minutes; so each worker runs ModelAudit's own ``modelaudit.cli.main`` once per file inside one
+  reused interpreter (``MODELAUDIT_DRIVER``), still one scan and one report per file, with the
+  same timeout (a file that times out or kills the interpreter gets a fresh one).  Checked equal,
+  outcome by outcome, to fresh processes on a 255-file version of the corpus; ``--fresh-processes`` runs it that
+  way.  The speed part runs the real ``modelaudit`` script on the folder, warm-up included.
+  Telemetry is switched off (``PROMPTFOO_DISABLE_TELEMETRY``, ``NO_ANALYTICS``) and the Hugging
+  Face hub set offline: it otherwise retries a PostHog upload for seconds on every call.
 
-Peer tools live in their own virtual environments, one per tool (their pins conflict), under
-``benchmarks/.venv-peers-<tool>/`` (git-ignored): created on first use with ``--peer-python``
-(default: the first of this interpreter, python3.12, python3.11, python3.10 that modelscan
-supports) and reused while the requirement stamp matches (``--reinstall-peers`` forces it).
-secmlops runs from the project venv ``.venv`` (``secmlops`` console script).  Generated files
-live under ``benchmarks/.work/`` (git-ignored); the realistic benign set and the speed corpus are
-generated by ``.venv/bin/python`` (torch, scikit-learn, pandas) and cached there.
+Peer environments
+=================
+One virtual environment per tool (their pins conflict), ``benchmarks/.venv-peers-<tool>/``
+(git-ignored), created on first use with ``--peer-python`` (default: this interpreter, else
+python3.12/3.11/3.10 -- modelscan needs < 3.13) and reused while its requirement stamp matches
+(``--reinstall-peers`` rebuilds).  Pinned versions are in ``PEERS``; what had to be added by
+hand to get a working install: picklescan needs numpy for .npy (undeclared) and its 7z extra
+(without py7zr it crashes on .7z files rather than skipping them); modelscan 0.8.8
+breaks on every .npy with numpy >= 2.3 (``numpy.lib.format._check_version`` is gone), so
+numpy<2.3; fickling 0.1.12 imports typing_extensions and numpy without declaring them, and its
+format detection (fickling.polyglot) refuses to import without torch for one four-line helper
+(``torch.serialization._is_zipfile``), which ``FICKLING_DRIVER`` supplies with the same code
+instead of a multi-GB torch (from PyPI: 5.5 GB of CUDA wheels) that costs ~4 s to import per
+call; ModelAudit gets the optional libraries its scanners list for the corpus formats (h5py,
+onnx, py7zr, safetensors, gguf, jinja2, dill), not torch/tensorflow (weight-distribution and
+SavedModel scanners only).  secmlops runs from the project venv (``.venv/bin/secmlops``).
+Generated files live in ``benchmarks/.work/model_scan/`` (git-ignored); the realistic set and
+the speed corpus are cached there and rebuilt when their generator or size changes.
 """
 
 from __future__ import annotations
@@ -94,7 +133,7 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import zipfile
 import zlib
@@ -142,19 +181,30 @@ class PeerSpec:
 
 
 PEERS: dict[str, PeerSpec] = {
-    "picklescan": PeerSpec("picklescan", ("picklescan==1.0.5",), "picklescan"),
+    "picklescan": PeerSpec(
+        "picklescan",
+        # picklescan 1.0.5 imports numpy to scan .npy files but does not declare it; the 7z
+        # extra (py7zr) lets it open .7z archives instead of crashing on them.
+        ("picklescan[7z]==1.0.5", "numpy"),
+        "picklescan",
+        "numpy added by hand: picklescan 1.0.5 needs it for .npy but does not declare it",
+    ),
     "modelscan": PeerSpec(
         "modelscan",
-        ("modelscan[h5py]==0.8.8",),
+        # modelscan 0.8.8 calls numpy.lib.format._check_version, gone in numpy >= 2.3 (every
+        # .npy file would be a scanner error); h5py extra for Keras .h5; the tensorflow extra
+        # (SavedModel only) is left out.
+        ("modelscan[h5py]==0.8.8", "numpy<2.3"),
         "modelscan",
-        "h5py extra for Keras .h5; tensorflow extra (SavedModel only) left out",
+        "numpy<2.3 pinned by hand: 0.8.8 breaks on .npy with numpy>=2.3",
     ),
     "fickling": PeerSpec(
         "fickling",
-        # fickling 0.1.12 imports typing_extensions on Python < 3.12 without declaring it.
-        ("fickling[archive]==0.1.12", "typing_extensions"),
+        # fickling 0.1.12 imports typing_extensions (Python < 3.12) and, in fickling.polyglot,
+        # numpy without declaring either.
+        ("fickling[archive]==0.1.12", "typing_extensions", "numpy"),
         "fickling",
-        "typing_extensions added by hand: fickling 0.1.12 imports it but does not declare it",
+        "typing_extensions and numpy added by hand: fickling 0.1.12 imports both undeclared",
     ),
     "modelaudit": PeerSpec(
         "modelaudit",
@@ -179,9 +229,16 @@ def peer_bin(tool: str, exe: str) -> Path:
 def _python_ok_for_peers(python: str) -> bool:
     try:
         out = subprocess.run(
-            [python, "-c", "import sys, venv; print(sys.version_info[:2] >= (3, 10) "
-             "and sys.version_info[:2] < (3, 13))"],
-            capture_output=True, text=True, timeout=30, check=False,
+            [
+                python,
+                "-c",
+                "import sys, venv; print(sys.version_info[:2] >= (3, 10) "
+                "and sys.version_info[:2] < (3, 13))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -194,8 +251,9 @@ def default_peer_python() -> str:
         exe = cand if os.path.isabs(cand) else shutil.which(cand)
         if exe and _python_ok_for_peers(exe):
             return exe
-    raise SystemExit("no Python 3.10-3.12 found for the peer venvs (modelscan needs < 3.13); "
-                     "pass --peer-python")
+    raise SystemExit(
+        "no Python 3.10-3.12 found for the peer venvs (modelscan needs < 3.13); pass --peer-python"
+    )
 
 
 def ensure_peer(spec: PeerSpec, python: str, reinstall: bool, log: Callable[[str], None]) -> None:
@@ -214,7 +272,9 @@ def ensure_peer(spec: PeerSpec, python: str, reinstall: bool, log: Callable[[str
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     proc = subprocess.run(
         [*pip, "install", "--quiet", *spec.requirements],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
@@ -232,7 +292,10 @@ def peer_version(tool: str) -> str:
         dist = PEERS[tool].dist
     proc = subprocess.run(
         [str(py), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return proc.stdout.strip() or "?"
 
@@ -262,7 +325,11 @@ def _short_binunicode(text: str) -> bytes:
 
 
 def _call(
-    module: str, name: str, *args: str, proto: int = 2, stack_global: bool = False,
+    module: str,
+    name: str,
+    *args: str,
+    proto: int = 2,
+    stack_global: bool = False,
     tail: bytes = b"",
 ) -> bytes:
     """A pickle whose loading calls module.name(*args) -- built opcode by opcode; ``tail``
@@ -282,16 +349,19 @@ def _call(
 def _indirect_system(cmd: str) -> bytes:
     """getattr(__import__('os'), 'system')(cmd) -- no os.system GLOBAL in the stream."""
     return (
-        b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n(" + _binunicode("os") + b"tR"
-        + _binunicode("system") + b"tR(" + _binunicode(cmd) + b"tR."
+        b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n("
+        + _binunicode("os")
+        + b"tR"
+        + _binunicode("system")
+        + b"tR("
+        + _binunicode(cmd)
+        + b"tR."
     )
 
 
 def _memo_obfuscated(cmd: str) -> bytes:
     """posix.system stored in the memo and fetched back before the call."""
-    return (
-        b"\x80\x02cposix\nsystem\nq\x010" + b"h\x01(" + _binunicode(cmd) + b"tR."
-    )
+    return b"\x80\x02cposix\nsystem\nq\x010" + b"h\x01(" + _binunicode(cmd) + b"tR."
 
 
 def _npy(header: dict[str, Any], payload: bytes) -> bytes:
@@ -310,12 +380,14 @@ def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> by
 
 
 def _torch_zip(data_pkl: bytes, prefix: str = "archive") -> bytes:
-    return _zip({
-        f"{prefix}/data.pkl": data_pkl,
-        f"{prefix}/byteorder": b"little",
-        f"{prefix}/version": b"3\n",
-        f"{prefix}/.data/serialization_id": b"0123456789",
-    })
+    return _zip(
+        {
+            f"{prefix}/data.pkl": data_pkl,
+            f"{prefix}/byteorder": b"little",
+            f"{prefix}/version": b"3\n",
+            f"{prefix}/.data/serialization_id": b"0123456789",
+        }
+    )
 
 
 def _torch_legacy(payload: bytes) -> bytes:
@@ -324,8 +396,11 @@ def _torch_legacy(payload: bytes) -> bytes:
     magic = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
     version = pickle.dumps(1001, protocol=2)
     sys_info = pickle.dumps(
-        {"protocol_version": 1001, "little_endian": True,
-         "type_sizes": {"short": 2, "int": 4, "long": 4}},
+        {
+            "protocol_version": 1001,
+            "little_endian": True,
+            "type_sizes": {"short": 2, "int": 4, "long": 4},
+        },
         protocol=2,
     )
     return magic + version + sys_info + payload + pickle.dumps([], protocol=2)
@@ -357,58 +432,179 @@ def _fallback_samples() -> list[FallbackSample]:
     s = FallbackSample
     return [
         s("os_system_p2", "raw-pickle", True, ".pkl", lambda m: _call("os", "system", touch(m))),
-        s("posix_system_p4", "raw-pickle", True, ".pickle",
-          lambda m: _call("posix", "system", touch(m), proto=4, stack_global=True)),
-        s("exec_p0_text", "raw-pickle", True, ".pkl",
-          lambda m: _call("__builtin__", "exec", pyopen(m), proto=0)),
-        s("eval_p5", "raw-pickle", True, ".pkl",
-          lambda m: _call("builtins", "eval", pyopen(m), proto=5, stack_global=True)),
-        s("subprocess_getoutput", "raw-pickle", True, ".pkl",
-          lambda m: _call("subprocess", "getoutput", touch(m))),
-        s("runpy_run_code", "raw-pickle", True, ".pkl",
-          lambda m: _call("runpy", "_run_code", pyopen(m), tail=b"}")),
+        s(
+            "posix_system_p4",
+            "raw-pickle",
+            True,
+            ".pickle",
+            lambda m: _call("posix", "system", touch(m), proto=4, stack_global=True),
+        ),
+        s(
+            "exec_p0_text",
+            "raw-pickle",
+            True,
+            ".pkl",
+            lambda m: _call("__builtin__", "exec", pyopen(m), proto=0),
+        ),
+        s(
+            "eval_p5",
+            "raw-pickle",
+            True,
+            ".pkl",
+            lambda m: _call("builtins", "eval", pyopen(m), proto=5, stack_global=True),
+        ),
+        s(
+            "subprocess_getoutput",
+            "raw-pickle",
+            True,
+            ".pkl",
+            lambda m: _call("subprocess", "getoutput", touch(m)),
+        ),
+        s(
+            "runpy_run_code",
+            "raw-pickle",
+            True,
+            ".pkl",
+            lambda m: _call("runpy", "_run_code", pyopen(m), tail=b"}"),
+        ),
         s("getattr_import_chain", "obfuscated", True, ".pkl", lambda m: _indirect_system(touch(m))),
         s("memo_indirection", "obfuscated", True, ".pkl", lambda m: _memo_obfuscated(touch(m))),
-        s("torch_zip_exec", "torch", True, ".pt",
-          lambda m: _torch_zip(_call("builtins", "exec", pyopen(m)))),
-        s("torch_zip_renamed_prefix", "torch", True, ".pth",
-          lambda m: _torch_zip(_call("os", "system", touch(m)), prefix="resnet_final")),
-        s("torch_legacy_system", "torch", True, ".bin",
-          lambda m: _torch_legacy(_call("os", "system", touch(m)))),
-        s("joblib_gzip", "joblib", True, ".joblib",
-          lambda m: gzip.compress(_call("os", "system", touch(m)))),
-        s("joblib_zlib", "joblib", True, ".joblib",
-          lambda m: zlib.compress(_call("os", "system", touch(m)))),
-        s("joblib_lzma", "joblib", True, ".joblib",
-          lambda m: lzma.compress(_call("os", "system", touch(m)))),
-        s("joblib_bz2", "joblib", True, ".joblib",
-          lambda m: bz2.compress(_call("os", "system", touch(m)))),
-        s("npy_object_array", "numpy", True, ".npy",
-          lambda m: _npy({"descr": "|O", "fortran_order": False, "shape": (1,)},
-                         _call("os", "system", touch(m), proto=3))),
-        s("npz_object_member", "numpy", True, ".npz",
-          lambda m: _zip({"arr_0.npy": _npy({"descr": "|O", "fortran_order": False,
-                                             "shape": (1,)}, _call("os", "system", touch(m)))})),
-        s("zip_wrapped_pickle", "archive", True, ".zip",
-          lambda m: _zip({"model/model.pkl": _call("os", "system", touch(m))},
-                         zipfile.ZIP_DEFLATED)),
-        s("zip_in_zip", "archive", True, ".zip",
-          lambda m: _zip({"inner.zip": _zip({"model.pkl": _call("os", "system", touch(m))})})),
-        s("pickle_named_safetensors", "disguised", True, ".safetensors",
-          lambda m: _call("os", "system", touch(m))),
+        s(
+            "torch_zip_exec",
+            "torch",
+            True,
+            ".pt",
+            lambda m: _torch_zip(_call("builtins", "exec", pyopen(m))),
+        ),
+        s(
+            "torch_zip_renamed_prefix",
+            "torch",
+            True,
+            ".pth",
+            lambda m: _torch_zip(_call("os", "system", touch(m)), prefix="resnet_final"),
+        ),
+        s(
+            "torch_legacy_system",
+            "torch",
+            True,
+            ".bin",
+            lambda m: _torch_legacy(_call("os", "system", touch(m))),
+        ),
+        s(
+            "joblib_gzip",
+            "joblib",
+            True,
+            ".joblib",
+            lambda m: gzip.compress(_call("os", "system", touch(m))),
+        ),
+        s(
+            "joblib_zlib",
+            "joblib",
+            True,
+            ".joblib",
+            lambda m: zlib.compress(_call("os", "system", touch(m))),
+        ),
+        s(
+            "joblib_lzma",
+            "joblib",
+            True,
+            ".joblib",
+            lambda m: lzma.compress(_call("os", "system", touch(m))),
+        ),
+        s(
+            "joblib_bz2",
+            "joblib",
+            True,
+            ".joblib",
+            lambda m: bz2.compress(_call("os", "system", touch(m))),
+        ),
+        s(
+            "npy_object_array",
+            "numpy",
+            True,
+            ".npy",
+            lambda m: _npy(
+                {"descr": "|O", "fortran_order": False, "shape": (1,)},
+                _call("os", "system", touch(m), proto=3),
+            ),
+        ),
+        s(
+            "npz_object_member",
+            "numpy",
+            True,
+            ".npz",
+            lambda m: _zip(
+                {
+                    "arr_0.npy": _npy(
+                        {"descr": "|O", "fortran_order": False, "shape": (1,)},
+                        _call("os", "system", touch(m)),
+                    )
+                }
+            ),
+        ),
+        s(
+            "zip_wrapped_pickle",
+            "archive",
+            True,
+            ".zip",
+            lambda m: _zip(
+                {"model/model.pkl": _call("os", "system", touch(m))}, zipfile.ZIP_DEFLATED
+            ),
+        ),
+        s(
+            "zip_in_zip",
+            "archive",
+            True,
+            ".zip",
+            lambda m: _zip({"inner.zip": _zip({"model.pkl": _call("os", "system", touch(m))})}),
+        ),
+        s(
+            "pickle_named_safetensors",
+            "disguised",
+            True,
+            ".safetensors",
+            lambda m: _call("os", "system", touch(m)),
+        ),
         s("pickle_named_txt", "disguised", True, ".txt", lambda m: _call("os", "system", touch(m))),
         s("pickle_no_suffix", "disguised", True, "", lambda m: _call("os", "system", touch(m))),
-        s("plain_dict_p2", "raw-pickle", False, ".pkl",
-          lambda m: pickle.dumps(benign_obj, protocol=2)),
-        s("plain_dict_p5", "raw-pickle", False, ".pickle",
-          lambda m: pickle.dumps(benign_obj, protocol=5)),
-        s("ordered_dict_p0", "raw-pickle", False, ".pkl",
-          lambda m: pickle.dumps(OrderedDict(a=1, b=[2, 3]), protocol=0)),
-        s("npy_float32", "numpy", False, ".npy",
-          lambda m: _npy({"descr": "<f4", "fortran_order": False, "shape": (4,)},
-                         struct.pack("<4f", 1, 2, 3, 4))),
-        s("zip_of_pickles", "archive", False, ".zip",
-          lambda m: _zip({"model/meta.pkl": pickle.dumps(benign_obj, protocol=4)})),
+        s(
+            "plain_dict_p2",
+            "raw-pickle",
+            False,
+            ".pkl",
+            lambda m: pickle.dumps(benign_obj, protocol=2),
+        ),
+        s(
+            "plain_dict_p5",
+            "raw-pickle",
+            False,
+            ".pickle",
+            lambda m: pickle.dumps(benign_obj, protocol=5),
+        ),
+        s(
+            "ordered_dict_p0",
+            "raw-pickle",
+            False,
+            ".pkl",
+            lambda m: pickle.dumps(OrderedDict(a=1, b=[2, 3]), protocol=0),
+        ),
+        s(
+            "npy_float32",
+            "numpy",
+            False,
+            ".npy",
+            lambda m: _npy(
+                {"descr": "<f4", "fortran_order": False, "shape": (4,)},
+                struct.pack("<4f", 1, 2, 3, 4),
+            ),
+        ),
+        s(
+            "zip_of_pickles",
+            "archive",
+            False,
+            ".zip",
+            lambda m: _zip({"model/meta.pkl": pickle.dumps(benign_obj, protocol=4)}),
+        ),
     ]
 
 
@@ -423,11 +619,13 @@ def load_samples_module() -> Any | None:
     return importlib.import_module("tests.scan.models.samples")
 
 
-def build_sample_corpus(folder: Path, marker: Path) -> tuple[list[CorpusFile], str]:
+def build_sample_corpus(
+    folder: Path, marker: Path, force_fallback: bool = False
+) -> tuple[list[CorpusFile], str]:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    module = load_samples_module()
+    module = None if force_fallback else load_samples_module()
     if module is not None:
         paths = module.write_corpus(folder, marker)
         files = []
@@ -435,15 +633,27 @@ def build_sample_corpus(folder: Path, marker: Path) -> tuple[list[CorpusFile], s
             path = paths.get(sample.name)
             if path is None:
                 raise SystemExit(f"samples.write_corpus() wrote no file for {sample.name!r}")
-            files.append(CorpusFile(sample.name, str(sample.family), bool(sample.malicious),
-                                    Path(path), "samples.py"))
+            files.append(
+                CorpusFile(
+                    sample.name,
+                    str(sample.family),
+                    bool(sample.malicious),
+                    Path(path),
+                    "samples.py",
+                )
+            )
         return files, "tests/scan/models/samples.py"
     files = []
     for sample in _fallback_samples():
         path = folder / f"{sample.name}{sample.suffix}"
         path.write_bytes(sample.build(str(marker)))
         files.append(CorpusFile(sample.name, sample.family, sample.malicious, path, "fallback"))
-    return files, "FALLBACK stand-in corpus (tests/scan/models/samples.py not found)"
+    why = (
+        "forced by --fallback-corpus"
+        if force_fallback
+        else "tests/scan/models/samples.py not found"
+    )
+    return files, f"FALLBACK stand-in corpus ({why})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -609,7 +819,10 @@ def _run_generator(args: list[str], stamp: Path, want: dict[str, Any], out: Path
     script = WORK_DIR / "generate_realistic.py"
     script.write_text(GENERATOR_SOURCE)
     proc = subprocess.run(
-        [str(PROJECT_PYTHON), str(script), *args], capture_output=True, text=True, check=False,
+        [str(PROJECT_PYTHON), str(script), *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SystemExit(f"generator failed ({args[0]}):\n{proc.stderr[-4000:]}")
@@ -621,17 +834,21 @@ def _run_generator(args: list[str], stamp: Path, want: dict[str, Any], out: Path
 def build_realistic_benign() -> list[CorpusFile]:
     out = WORK_DIR / "realistic"
     result = _run_generator(["benign", str(out)], WORK_DIR / "realistic.stamp.json", {}, out)
-    return [CorpusFile(r["name"], r["family"], False, Path(r["path"]), "realistic")
-            for r in result]
+    return [
+        CorpusFile(f"realistic/{r['name']}", r["family"], False, Path(r["path"]), "realistic")
+        for r in result
+    ]
 
 
 def build_speed_corpus(n_small: int, large_mb: int) -> dict[str, Any]:
     tensor_bytes = 4096 * 4096 * 4
     n_tensors = max(1, -(-large_mb * 1_000_000 // tensor_bytes))
-    out = WORK_DIR / "speed"
+    out = WORK_DIR / f"speed-{n_small}-{n_tensors}"  # --quick and full runs keep their own
     return _run_generator(
-        ["speed", str(out), str(n_small), str(n_tensors)], WORK_DIR / "speed.stamp.json",
-        {"n_small": n_small, "n_tensors": n_tensors}, out,
+        ["speed", str(out), str(n_small), str(n_tensors)],
+        WORK_DIR / f"{out.name}.stamp.json",
+        {"n_small": n_small, "n_tensors": n_tensors},
+        out,
     )
 
 
@@ -646,6 +863,7 @@ class Verdict:
     detail: str = ""
     seconds: float = 0.0
     exit_code: int | None = None
+    severity: str = ""  # worst finding's severity in the tool's own words, where it has one
 
     @property
     def flagged(self) -> bool:
@@ -659,6 +877,11 @@ class SpeedResult:
     outcome: str  # ok | timeout | crash | error
     detail: str = ""
     exit_code: int | None = None
+    limit: float | None = None  # the timeout that cut the call short
+
+    @classmethod
+    def timed_out(cls, timeout: float) -> SpeedResult:
+        return cls(None, None, "timeout", f"killed after {timeout:.0f}s", None, timeout)
 
 
 @dataclass
@@ -680,8 +903,15 @@ def run_bounded(cmd: Sequence[str], timeout: float, cwd: Path, env: dict[str, st
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        list(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace",
+        list(cmd),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+        errors="replace",
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -691,8 +921,9 @@ def run_bounded(cmd: Sequence[str], timeout: float, cwd: Path, env: dict[str, st
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         timed_out = True
-    return Proc(None if timed_out else proc.returncode, out, err, time.perf_counter() - t0,
-                timed_out)
+    return Proc(
+        None if timed_out else proc.returncode, out, err, time.perf_counter() - t0, timed_out
+    )
 
 
 def _tail(text: str, limit: int = 200) -> str:
@@ -717,6 +948,38 @@ class Tool:
         """Why the tool cannot run, or None."""
         return None
 
+    def self_test(self, timeout: float) -> str | None:
+        """A broken install must not pass for a verdict: an os.system pickle has to come out
+        as a finding and a plain dict pickle as clean.  Returns what went wrong, or None."""
+        import pickle
+
+        folder = WORK_DIR / "scratch" / f"{self.name}-selftest"
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "run").mkdir(parents=True)
+        try:
+            for name, data, want in (
+                ("canary_os_system.pkl", _call("os", "system", "true"), "finding"),
+                (
+                    "canary_plain.pkl",
+                    pickle.dumps({"w": [1.0, 2.0], "n": "x"}, protocol=4),
+                    "clean",
+                ),
+            ):
+                (folder / name).write_bytes(data)
+                verdict = self.detect(folder / name, timeout, folder / "run")
+                if verdict.outcome != want:
+                    return (
+                        f"self-test: {name} came out {verdict.outcome!r}, not {want!r} "
+                        f"({verdict.detail})"
+                    )
+        finally:
+            self.close()
+            shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+    def close(self) -> None:
+        """Release helper processes."""
+
     def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
         raise NotImplementedError
 
@@ -738,8 +1001,17 @@ class Secmlops(Tool):
     def _run(self, target: Path, timeout: float, scratch: Path) -> tuple[Proc, Any]:
         out = scratch / "secmlops.json"
         out.unlink(missing_ok=True)
-        cmd = [str(SECMLOPS_BIN), "scan", "models", str(target), "--format", "json",
-               "--output", str(out)]
+        cmd = [
+            str(SECMLOPS_BIN),
+            "scan",
+            "models",
+            str(target),
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            "--quiet",
+        ]
         proc = run_bounded(cmd, timeout, scratch, self.env)
         report = _load_json(out)
         if report is None and proc.stdout.strip().startswith("{"):
@@ -754,23 +1026,35 @@ class Secmlops(Tool):
             return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
         if not isinstance(report, dict):
             return Verdict("crash", f"exit {rc}, no JSON: {_tail(proc.output)}", proc.seconds, rc)
-        high = [f for f in report.get("findings", [])
-                if SEVERITY_ORDER.get(str(f.get("severity")), 0) >= SEVERITY_ORDER["high"]]
+        high = [
+            f
+            for f in report.get("findings", [])
+            if SEVERITY_ORDER.get(str(f.get("severity")), 0) >= SEVERITY_ORDER["high"]
+        ]
         if high:
             f = high[0]
-            return Verdict("finding", f"{f.get('severity')} {f.get('rule_id')}: {f.get('title')}",
-                           proc.seconds, rc)
+            return Verdict(
+                "finding",
+                f"{f.get('severity')} {f.get('rule_id')}: {f.get('title')}",
+                proc.seconds,
+                rc,
+                str(f.get("severity")),
+            )
         if report.get("errors") or rc == 2:
             errs = report.get("errors") or [{"message": f"exit {rc}"}]
             return Verdict("error", str(errs[0].get("message"))[:200], proc.seconds, rc)
         if rc not in (0, 1):
             return Verdict("crash", f"exit {rc}: {_tail(proc.output)}", proc.seconds, rc)
+        summary = report.get("summary") or {}
+        if summary.get("files_scanned") == 0:
+            skipped = summary.get("files_skipped")
+            return Verdict("skipped", f"files_scanned 0, files_skipped {skipped}", proc.seconds, rc)
         return Verdict("clean", "", proc.seconds, rc)
 
     def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
         proc, report = self._run(target, timeout, scratch)
         if proc.timed_out:
-            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+            return SpeedResult.timed_out(timeout)
         if not isinstance(report, dict):
             return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
         files = {str(f.get("location", {}).get("path")) for f in report.get("findings", [])}
@@ -785,7 +1069,10 @@ class Secmlops(Tool):
                 scanned = len(value)
                 break
         outcome = "ok" if proc.returncode in (0, 1) else "error"
-        detail = f"{len(report.get('errors', []))} errors, findings in {len(files)} files"
+        detail = (
+            f"{len(report.get('errors', []))} errors, findings in {len(files)} files, "
+            f"files_skipped {summary.get('files_skipped')}"
+        )
         return SpeedResult(proc.seconds, scanned, outcome, detail, proc.returncode)
 
 
@@ -818,17 +1105,25 @@ class Picklescan(Tool):
             return Verdict("crash", f"exit {rc}: {_tail(text)}", proc.seconds, rc)
         if self._scanned(text) == 0:
             return Verdict("skipped", "Scanned files: 0", proc.seconds, rc)
+        if "could not parse" in text:
+            # counted as scanned, but only a WARNING and exit 0: it did not read the file
+            return Verdict(
+                "skipped", f"exit 0 after: {_tail(text.split('---')[0])}", proc.seconds, rc
+            )
         return Verdict("clean", "", proc.seconds, rc)
 
     def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
         proc = run_bounded(self._cmd(target), timeout, scratch, self.env)
         if proc.timed_out:
-            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+            return SpeedResult.timed_out(timeout)
         outcome = "ok" if proc.returncode in (0, 1) else "error"
         if "Unhandled exception" in proc.output:
             outcome = "crash"
-        return SpeedResult(proc.seconds, self._scanned(proc.output), outcome,
-                           _tail(proc.output), proc.returncode)
+        unparsed = proc.output.count("could not parse")
+        detail = f"{unparsed} files could not be parsed; {_tail(proc.output)}"
+        return SpeedResult(
+            proc.seconds, self._scanned(proc.output), outcome, detail, proc.returncode
+        )
 
 
 class Modelscan(Tool):
@@ -839,8 +1134,17 @@ class Modelscan(Tool):
     def _run(self, target: Path, timeout: float, scratch: Path) -> tuple[Proc, Any]:
         out = scratch / "modelscan.json"
         out.unlink(missing_ok=True)
-        cmd = [str(peer_bin(self.name, "modelscan")), "scan", "-p", str(target), "-r", "json",
-               "-o", str(out), "--show-skipped"]
+        cmd = [
+            str(peer_bin(self.name, "modelscan")),
+            "scan",
+            "-p",
+            str(target),
+            "-r",
+            "json",
+            "-o",
+            str(out),
+            "--show-skipped",
+        ]
         proc = run_bounded(cmd, timeout, scratch, self.env)
         return proc, _load_json(out)
 
@@ -854,47 +1158,82 @@ class Modelscan(Tool):
         issues = report.get("issues") or []
         if issues:
             i = issues[0]
-            return Verdict("finding", f"{i.get('severity')}: {i.get('description')}"[:200],
-                           proc.seconds, rc)
+            return Verdict(
+                "finding", f"{i.get('severity')}: {i.get('description')}"[:200], proc.seconds, rc
+            )
         errors = report.get("errors") or []
         real = [e for e in errors if e.get("category") not in self.UNSUPPORTED_ERRORS]
         if real or (rc == 2 and not errors):
             e = real[0] if real else {"category": "EXIT", "description": _tail(proc.output)}
-            return Verdict("error", f"{e.get('category')}: {e.get('description')}"[:200],
-                           proc.seconds, rc)
+            return Verdict(
+                "error", f"{e.get('category')}: {e.get('description')}"[:200], proc.seconds, rc
+            )
         summary = report.get("summary") or {}
         scanned = (summary.get("scanned") or {}).get("total_scanned", 0)
         if errors:
             e = errors[0]
-            return Verdict("skipped", f"{e.get('category')}: {e.get('description')}"[:200],
-                           proc.seconds, rc)
+            return Verdict(
+                "skipped", f"{e.get('category')}: {e.get('description')}"[:200], proc.seconds, rc
+            )
         if rc == 3 or not scanned:
             skipped = (summary.get("skipped") or {}).get("skipped_files") or []
-            why = skipped[0].get("description", "") if skipped and isinstance(skipped[0], dict) else ""
-            return Verdict("skipped", f"exit {rc}: no supported file {why}".strip()[:200],
-                           proc.seconds, rc)
+            why = (
+                skipped[0].get("description", "")
+                if skipped and isinstance(skipped[0], dict)
+                else ""
+            )
+            return Verdict(
+                "skipped", f"exit {rc}: no supported file {why}".strip()[:200], proc.seconds, rc
+            )
         return Verdict("clean", "", proc.seconds, rc)
 
     def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
         proc, report = self._run(target, timeout, scratch)
         if proc.timed_out:
-            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+            return SpeedResult.timed_out(timeout)
         if not isinstance(report, dict):
             return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
         scanned = (report.get("summary", {}).get("scanned") or {}).get("scanned_files") or []
         files = {s.split(":", 1)[0] for s in scanned}
         outcome = "ok" if proc.returncode in (0, 1) else "error"
-        detail = f"{len(report.get('errors') or [])} errors, {len(report.get('issues') or [])} issues"
+        detail = (
+            f"{len(report.get('errors') or [])} errors, {len(report.get('issues') or [])} issues"
+        )
         return SpeedResult(proc.seconds, len(files), outcome, detail, proc.returncode)
 
 
 FICKLING_DRIVER = r'''
 """Reads files the way `fickling --huggingface` reads each repository file (fickling/cli.py),
-through fickling's public API; prints one JSON object."""
+through fickling's public API; prints one JSON object.
+
+fickling.polyglot refuses to import without torch, for one helper: torch.serialization.
+_is_zipfile, four lines that compare the first bytes with the ZIP local-header magic.  torch is
+a multi-GB install whose import costs ~4 s per call, so that helper is provided here with the
+same code instead (torch 2.x: ``f.read(4) == b"PK\\x03\\x04"``, position restored)."""
 import json
 import os
 import sys
+import types
 from pathlib import PurePosixPath
+
+
+def _is_zipfile(f):
+    start = f.tell()
+    magic = b"PK\x03\x04"
+    read_bytes = f.read(len(magic))
+    f.seek(start)
+    return read_bytes == magic
+
+
+try:
+    import torch.serialization  # noqa: F401  (a real torch wins if one is installed)
+except ImportError:
+    _torch = types.ModuleType("torch")
+    _serialization = types.ModuleType("torch.serialization")
+    _serialization._is_zipfile = _is_zipfile
+    _torch.serialization = _serialization
+    sys.modules["torch"] = _torch
+    sys.modules["torch.serialization"] = _serialization
 
 import fickling
 from fickling.analysis import Severity
@@ -970,14 +1309,18 @@ class Fickling(Tool):
             return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
         result = self._parse(proc)
         if not isinstance(result, dict):
-            return Verdict("crash", f"exit {proc.returncode}: {_tail(proc.output)}",
-                           proc.seconds, proc.returncode)
+            return Verdict(
+                "crash",
+                f"exit {proc.returncode}: {_tail(proc.output)}",
+                proc.seconds,
+                proc.returncode,
+            )
         return Verdict(result["outcome"], result["detail"], proc.seconds, proc.returncode)
 
     def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
         proc = run_bounded(self._cmd(target), timeout, scratch, self.env)
         if proc.timed_out:
-            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+            return SpeedResult.timed_out(timeout)
         result = self._parse(proc)
         if not isinstance(result, dict):
             return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
@@ -989,66 +1332,217 @@ class Fickling(Tool):
         return SpeedResult(proc.seconds, scanned, "ok", detail, proc.returncode)
 
 
+MODELAUDIT_DRIVER = r'''
+"""Runs ModelAudit's own command line (modelaudit.cli.main, exactly what the `modelaudit`
+script runs) once per file, inside one reused interpreter.  Reads JSON [path, output] lines on
+stdin, answers one JSON line per file on the original stdout."""
+import json
+import os
+import sys
+import time
+
+proto = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)  # whatever ModelAudit prints goes to stderr, not into the protocol
+from modelaudit.cli import main  # noqa: E402
+
+for line in sys.stdin:
+    path, out = json.loads(line)
+    sys.argv = ["modelaudit", "scan", path, "--format", "json", "--output", out, "--no-cache"]
+    t0 = time.perf_counter()
+    rc, error = None, ""
+    try:
+        main()
+        rc = 0
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:  # noqa: BLE001
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    proto.write(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0, "error": error}) + "\n")
+'''
+
+
+class WarmDriver:
+    """One long-lived driver process answering one request line per file, with a deadline."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            cwd=log_path.parent,
+            start_new_session=True,
+            text=True,
+        )
+
+    def ask(self, request: Any, timeout: float) -> tuple[Any | None, str]:
+        """(answer, "") or (None, "timeout" | "died: ...")."""
+        import select
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return None, f"died: {self.log_tail()}"
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.kill()
+            return None, "timeout"
+        line = self.proc.stdout.readline()
+        if not line:
+            self.kill()
+            return None, f"died: {self.log_tail()}"
+        return json.loads(line), ""
+
+    def log_tail(self) -> str:
+        self.log.flush()
+        with contextlib.suppress(OSError):
+            return _tail(self.log_path.read_text(errors="replace"))
+        return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+
 class Modelaudit(Tool):
+    """Detection calls go through WarmDriver: a fresh ModelAudit process spends ~8 s warming its
+    call-graph analysis up (it disassembles standard-library sources) before the first file,
+    which made a per-process run take ~25 minutes; inside one reused interpreter the same CLI
+    gives the same per-file verdicts (``--fresh-processes`` checks that) at ~1 s a file.  The
+    speed part runs the real ``modelaudit`` script on the whole folder, warm-up included."""
+
     name = "modelaudit"
 
-    def _run(self, target: Path, timeout: float, scratch: Path) -> tuple[Proc, Any]:
-        out = scratch / "modelaudit.json"
-        out.unlink(missing_ok=True)
-        cmd = [str(peer_bin(self.name, "modelaudit")), "scan", str(target), "--format", "json",
-               "--output", str(out), "--no-cache"]
-        proc = run_bounded(cmd, timeout, scratch, self.env)
-        return proc, _load_json(out)
+    def __init__(self, env: dict[str, str], fresh_processes: bool = False) -> None:
+        super().__init__(env)
+        self.fresh_processes = fresh_processes
+        self._local = threading.local()
+        self._drivers: list[WarmDriver] = []
+        self._lock = threading.Lock()
+
+    def _cmd(self, target: Path, out: Path) -> list[str]:
+        exe = str(peer_bin(self.name, "modelaudit"))
+        return [exe, "scan", str(target), "--format", "json", "--output", str(out), "--no-cache"]
+
+    def _driver(self) -> WarmDriver:
+        driver = getattr(self._local, "driver", None)
+        if driver is None or not driver.alive():
+            script = WORK_DIR / "modelaudit_driver.py"
+            with self._lock:
+                if not script.exists() or script.read_text() != MODELAUDIT_DRIVER:
+                    script.write_text(MODELAUDIT_DRIVER)
+                logs = WORK_DIR / "scratch" / "modelaudit-drivers"
+                logs.mkdir(parents=True, exist_ok=True)
+                log_path = logs / f"driver-{len(self._drivers)}.log"
+                driver = WarmDriver(
+                    [str(peer_bin(self.name, "python")), str(script)], self.env, log_path
+                )
+                self._drivers.append(driver)
+            self._local.driver = driver
+        return driver
+
+    def close(self) -> None:
+        for driver in self._drivers:
+            if driver.alive():
+                driver.kill()
+        self._drivers.clear()
 
     @staticmethod
     def _security(issue: dict[str, Any]) -> bool:
         return str(issue.get("severity", "")).lower() in ("warning", "critical")
 
     def detect(self, path: Path, timeout: float, scratch: Path) -> Verdict:
-        proc, report = self._run(path, timeout, scratch)
-        rc = proc.returncode
-        if proc.timed_out:
-            return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+        out = scratch / "modelaudit.json"
+        out.unlink(missing_ok=True)
+        if self.fresh_processes:
+            proc = run_bounded(self._cmd(path, out), timeout, scratch, self.env)
+            if proc.timed_out:
+                return Verdict("timeout", f"> {timeout:.0f}s", proc.seconds)
+            return self._verdict(proc.returncode, _load_json(out), proc.output, proc.seconds)
+        t0 = time.perf_counter()
+        answer, problem = self._driver().ask([str(path), str(out)], timeout)
+        seconds = time.perf_counter() - t0
+        if problem == "timeout":
+            return Verdict("timeout", f"> {timeout:.0f}s", seconds)
+        if answer is None:
+            return Verdict("crash", problem[:200], seconds)
+        if answer["error"]:
+            return Verdict("crash", answer["error"], seconds, answer["rc"])
+        return self._verdict(answer["rc"], _load_json(out), "", answer["seconds"])
+
+    def _verdict(self, rc: int | None, report: Any, output: str, seconds: float) -> Verdict:
         if not isinstance(report, dict):
-            return Verdict("crash", f"exit {rc}, no JSON: {_tail(proc.output)}", proc.seconds, rc)
+            return Verdict("crash", f"exit {rc}, no JSON: {_tail(output)}", seconds, rc)
         issues = report.get("issues") or []
         security = [i for i in issues if self._security(i)]
-        failed = [c for c in report.get("checks") or []
-                  if c.get("status") == "failed" and self._security(c)]
+        failed = [
+            c
+            for c in report.get("checks") or []
+            if c.get("status") == "failed" and self._security(c)
+        ]
         if security or failed:
-            i = (security or failed)[0]
-            return Verdict("finding", f"{i.get('severity')}: {i.get('message')}"[:200],
-                           proc.seconds, rc)
+            worst = max(
+                (i for i in (*security, *failed)),
+                key=lambda i: str(i.get("severity")).lower() == "critical",
+            )
+            return Verdict(
+                "finding",
+                f"{worst.get('severity')}: {worst.get('message')}"[:200],
+                seconds,
+                rc,
+                str(worst.get("severity")).lower(),
+            )
         scanned = report.get("files_scanned")
         if rc == 2 and not report.get("has_errors") and not scanned:
             why = issues[0].get("message", "") if issues else "files_scanned = 0"
-            return Verdict("skipped", str(why)[:200], proc.seconds, rc)
+            return Verdict("skipped", str(why)[:200], seconds, rc)
         if rc == 2 or report.get("has_errors"):
             why = issues[0].get("message", "") if issues else "operational error / inconclusive"
-            return Verdict("error", str(why)[:200], proc.seconds, rc)
+            return Verdict("error", str(why)[:200], seconds, rc)
         if rc not in (0, 1):
-            return Verdict("crash", f"exit {rc}: {_tail(proc.output)}", proc.seconds, rc)
+            return Verdict("crash", f"exit {rc}: {_tail(output)}", seconds, rc)
         if not scanned:
-            return Verdict("skipped", "files_scanned = 0", proc.seconds, rc)
-        return Verdict("clean", "", proc.seconds, rc)
+            return Verdict("skipped", "files_scanned = 0", seconds, rc)
+        return Verdict("clean", "", seconds, rc)
 
     def speed(self, target: Path, timeout: float, scratch: Path) -> SpeedResult:
-        proc, report = self._run(target, timeout, scratch)
+        out = scratch / "modelaudit.json"
+        out.unlink(missing_ok=True)
+        proc = run_bounded(self._cmd(target, out), timeout, scratch, self.env)
+        report = _load_json(out)
         if proc.timed_out:
-            return SpeedResult(None, None, "timeout", f"> {timeout:.0f}s")
+            return SpeedResult.timed_out(timeout)
         if not isinstance(report, dict):
             return SpeedResult(proc.seconds, None, "crash", _tail(proc.output), proc.returncode)
         outcome = "ok" if proc.returncode in (0, 1) else "error"
         issues = report.get("issues") or []
-        detail = (f"{sum(1 for i in issues if self._security(i))} warning/critical issues, "
-                  f"has_errors={report.get('has_errors')}")
-        return SpeedResult(proc.seconds, report.get("files_scanned"), outcome, detail,
-                           proc.returncode)
+        detail = (
+            f"{sum(1 for i in issues if self._security(i))} warning/critical issues, "
+            f"has_errors={report.get('has_errors')}"
+        )
+        return SpeedResult(
+            proc.seconds, report.get("files_scanned"), outcome, detail, proc.returncode
+        )
 
 
 TOOL_CLASSES: dict[str, type[Tool]] = {
-    "secmlops": Secmlops, "picklescan": Picklescan, "modelscan": Modelscan,
-    "fickling": Fickling, "modelaudit": Modelaudit,
+    "secmlops": Secmlops,
+    "picklescan": Picklescan,
+    "modelscan": Modelscan,
+    "fickling": Fickling,
+    "modelaudit": Modelaudit,
 }
 
 
@@ -1075,7 +1569,11 @@ def check_marker(marker: Path, tool: str, executed: dict[str, bool]) -> None:
 
 
 def run_detection(
-    tool: Tool, corpus: list[CorpusFile], timeout: float, jobs: int, marker: Path,
+    tool: Tool,
+    corpus: list[CorpusFile],
+    timeout: float,
+    jobs: int,
+    marker: Path,
     executed: dict[str, bool],
 ) -> dict[str, Verdict]:
     scratch_root = WORK_DIR / "scratch" / tool.name
@@ -1092,8 +1590,11 @@ def run_detection(
             shutil.rmtree(scratch, ignore_errors=True)
 
     t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        verdicts = dict(pool.map(one, enumerate(corpus)))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            verdicts = dict(pool.map(one, enumerate(corpus)))
+    finally:
+        tool.close()
     check_marker(marker, tool.name, executed)
     flagged = sum(v.flagged for v in verdicts.values())
     log(f"  {tool.name}: {len(corpus)} files in {time.monotonic() - t0:.0f}s, {flagged} flagged")
@@ -1110,7 +1611,10 @@ def warm_cache(paths: Iterable[Path]) -> None:
 
 
 def run_speed(
-    tool: Tool, speed_corpus: dict[str, Any], timeout: float, marker: Path,
+    tool: Tool,
+    speed_corpus: dict[str, Any],
+    timeout: float,
+    marker: Path,
     executed: dict[str, bool],
 ) -> dict[str, SpeedResult]:
     scratch = WORK_DIR / "scratch" / f"{tool.name}-speed"
@@ -1123,8 +1627,10 @@ def run_speed(
         results[key] = tool.speed(target, timeout, scratch)
         r = results[key]
         secs = "timeout" if r.seconds is None else f"{r.seconds:.1f}s"
-        log(f"  {tool.name} {key}: {secs}, files scanned {r.files_scanned}, {r.outcome} "
-            f"(exit {r.exit_code}) {r.detail}")
+        log(
+            f"  {tool.name} {key}: {secs}, files scanned {r.files_scanned}, {r.outcome} "
+            f"(exit {r.exit_code}) {r.detail}"
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     check_marker(marker, tool.name, executed)
     return results
@@ -1155,9 +1661,50 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+# Honest ways to read a peer's verdicts.  For each peer every reading that applies is computed
+# and the one with the best recall - FPR becomes its headline figure (the most favourable
+# honest reading); the others are reported next to it.  secmlops has one fixed reading: a
+# finding at >= high (the only severities its "finding" outcome keeps) or an error.
+Reading = tuple[str, Callable[[Verdict], bool]]
+READINGS: dict[str, Reading] = {
+    "gate": (
+        "finding, error or crash (whatever fails its gate)",
+        lambda v: v.outcome in FLAGGED_OUTCOMES,
+    ),
+    "findings": ("findings only (errors/crashes not flagged)", lambda v: v.outcome == "finding"),
+}
+TOOL_READINGS: dict[str, dict[str, Reading]] = {
+    "secmlops": {
+        "gate": ("finding at severity >= high, or an error", READINGS["gate"][1]),
+    },
+    "modelaudit": {
+        **READINGS,
+        "critical-gate": (
+            "critical issue, error or crash (warnings not flagged)",
+            lambda v: (
+                v.outcome in ("error", "crash")
+                or (v.outcome == "finding" and v.severity == "critical")
+            ),
+        ),
+        "critical": (
+            "critical issues only",
+            lambda v: v.outcome == "finding" and v.severity == "critical",
+        ),
+    },
+}
+
+
+def _rate(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
 def summarise(
-    tools: list[str], corpus: list[CorpusFile], detection: dict[str, dict[str, Verdict]],
-    speed: dict[str, dict[str, SpeedResult]], speed_corpus: dict[str, Any] | None,
+    tools: list[str],
+    corpus: list[CorpusFile],
+    detection: dict[str, dict[str, Verdict]],
+    speed: dict[str, dict[str, SpeedResult]],
+    speed_corpus: dict[str, Any] | None,
+    wall: dict[str, float],
 ) -> dict[str, Any]:
     malicious = [c for c in corpus if c.malicious]
     benign = [c for c in corpus if not c.malicious]
@@ -1166,17 +1713,34 @@ def summarise(
         verdicts = detection.get(tool)
         if verdicts is None:
             continue
-        tp = [c for c in malicious if verdicts[c.name].flagged]
-        fp = [c for c in benign if verdicts[c.name].flagged]
+        readings: dict[str, dict[str, Any]] = {}
+        for key, (label, pred) in TOOL_READINGS.get(tool, READINGS).items():
+            k_mal = sum(pred(verdicts[c.name]) for c in malicious)
+            k_ben = sum(pred(verdicts[c.name]) for c in benign)
+            recall, fpr = _rate(k_mal, len(malicious)), _rate(k_ben, len(benign))
+            readings[key] = {
+                "label": label,
+                "malicious_flagged": k_mal,
+                "benign_flagged": k_ben,
+                "recall": recall,
+                "false_positive_rate": fpr,
+                "recall_minus_fpr": (recall or 0.0) - (fpr or 0.0),
+            }
+        # max() keeps the first of equals: "gate" wins ties.
+        chosen = max(readings, key=lambda k: readings[k]["recall_minus_fpr"])
+        pred = TOOL_READINGS.get(tool, READINGS)[chosen][1]
+        flagged = {c.name: pred(verdicts[c.name]) for c in corpus}
+        tp = [c for c in malicious if flagged[c.name]]
+        fp = [c for c in benign if flagged[c.name]]
         families: dict[str, list[int]] = {}
         for c in malicious:
             families.setdefault(c.family, [0, 0])
-            families[c.family][0] += verdicts[c.name].flagged
+            families[c.family][0] += flagged[c.name]
             families[c.family][1] += 1
         benign_families: dict[str, list[int]] = {}
         for c in benign:
             benign_families.setdefault(c.family, [0, 0])
-            benign_families[c.family][0] += verdicts[c.name].flagged
+            benign_families[c.family][0] += flagged[c.name]
             benign_families[c.family][1] += 1
         outcomes: dict[str, dict[str, int]] = {"malicious": {}, "benign": {}}
         for c in corpus:
@@ -1184,22 +1748,41 @@ def summarise(
             o = verdicts[c.name].outcome
             bucket[o] = bucket.get(o, 0) + 1
         out["detection"][tool] = {
-            "malicious_flagged": len(tp), "malicious_total": len(malicious),
-            "recall": len(tp) / len(malicious) if malicious else None,
-            "benign_flagged": len(fp), "benign_total": len(benign),
-            "false_positive_rate": len(fp) / len(benign) if benign else None,
-            "per_family_recall": {f: {"flagged": k, "total": n, "recall": k / n}
-                                  for f, (k, n) in sorted(families.items())},
-            "per_family_false_positives": {f: {"flagged": k, "total": n}
-                                           for f, (k, n) in sorted(benign_families.items())},
+            "reading": chosen,
+            "reading_label": readings[chosen]["label"],
+            "readings": readings,
+            "wall_seconds": wall.get(tool),
+            "malicious_flagged": len(tp),
+            "malicious_total": len(malicious),
+            "recall": _rate(len(tp), len(malicious)),
+            "benign_flagged": len(fp),
+            "benign_total": len(benign),
+            "false_positive_rate": _rate(len(fp), len(benign)),
+            "per_family_recall": {
+                f: {"flagged": k, "total": n, "recall": k / n}
+                for f, (k, n) in sorted(families.items())
+            },
+            "per_family_false_positives": {
+                f: {"flagged": k, "total": n} for f, (k, n) in sorted(benign_families.items())
+            },
             "outcomes": outcomes,
-            "missed": [{"name": c.name, "family": c.family, **asdict(verdicts[c.name])}
-                       for c in malicious if not verdicts[c.name].flagged],
-            "false_positives": [{"name": c.name, "family": c.family, **asdict(verdicts[c.name])}
-                                for c in fp],
-            "per_file": {c.name: {**asdict(verdicts[c.name]), "flagged": verdicts[c.name].flagged,
-                                  "malicious": c.malicious, "family": c.family}
-                         for c in corpus},
+            "missed": [
+                {"name": c.name, "family": c.family, **asdict(verdicts[c.name])}
+                for c in malicious
+                if not flagged[c.name]
+            ],
+            "false_positives": [
+                {"name": c.name, "family": c.family, **asdict(verdicts[c.name])} for c in fp
+            ],
+            "per_file": {
+                c.name: {
+                    **asdict(verdicts[c.name]),
+                    "flagged": flagged[c.name],
+                    "malicious": c.malicious,
+                    "family": c.family,
+                }
+                for c in corpus
+            },
         }
     for tool in tools:
         res = speed.get(tool)
@@ -1208,53 +1791,120 @@ def summarise(
         small, large = res["small"], res["large"]
         n_small = speed_corpus["n_small"] if speed_corpus else None
         out["speed"][tool] = {
-            "small_folder": {**asdict(small), "files": n_small,
-                             "files_per_second": (n_small / small.seconds
-                                                  if small.seconds and n_small else None)},
-            "large_checkpoint": {**asdict(large),
-                                 "bytes": speed_corpus["large_bytes"] if speed_corpus else None},
+            "small_folder": {
+                **asdict(small),
+                "files": n_small,
+                "files_per_second": (
+                    n_small / small.seconds if small.seconds and n_small else None
+                ),
+                # a timed-out tool scanned the folder at less than this rate
+                "files_per_second_upper_bound": (
+                    n_small / small.limit if small.limit and n_small else None
+                ),
+            },
+            "large_checkpoint": {
+                **asdict(large),
+                "bytes": speed_corpus["large_bytes"] if speed_corpus else None,
+            },
         }
     base_d = out["detection"].get("secmlops")
     base_s = out["speed"].get("secmlops")
-    for tool, d in out["detection"].items():
+    for d in out["detection"].values():
         d["ratios_vs_secmlops"] = {
             "recall": ratio(d["recall"], base_d and base_d["recall"]),
-            "false_positive_rate": ratio(d["false_positive_rate"],
-                                         base_d and base_d["false_positive_rate"]),
+            "false_positive_rate": ratio(
+                d["false_positive_rate"], base_d and base_d["false_positive_rate"]
+            ),
         }
-    for tool, s in out["speed"].items():
+    for s in out["speed"].values():
         s["ratios_vs_secmlops"] = {
             "small_files_per_second": ratio(
                 s["small_folder"]["files_per_second"],
-                base_s and base_s["small_folder"]["files_per_second"]),
-            "large_seconds": ratio(s["large_checkpoint"]["seconds"],
-                                   base_s and base_s["large_checkpoint"]["seconds"]),
+                base_s and base_s["small_folder"]["files_per_second"],
+            ),
+            "small_files_per_second_upper_bound": ratio(
+                s["small_folder"]["files_per_second_upper_bound"],
+                base_s and base_s["small_folder"]["files_per_second"],
+            ),
+            "large_seconds": ratio(
+                s["large_checkpoint"]["seconds"], base_s and base_s["large_checkpoint"]["seconds"]
+            ),
         }
     return out
 
 
 def render(
-    tools: list[str], corpus: list[CorpusFile], summary: dict[str, Any], versions: dict[str, str],
-    speed_corpus: dict[str, Any] | None, executed: dict[str, bool],
+    tools: list[str],
+    corpus: list[CorpusFile],
+    summary: dict[str, Any],
+    versions: dict[str, str],
+    speed_corpus: dict[str, Any] | None,
+    executed: dict[str, bool],
 ) -> str:
     parts: list[str] = []
     det = summary["detection"]
     n_mal = sum(c.malicious for c in corpus)
-    parts.append(f"DETECTION  ({n_mal} malicious, {len(corpus) - n_mal} benign files; "
-                 "one call per file; flagged = finding, error or crash)")
+    parts.append(
+        f"DETECTION  ({n_mal} malicious, {len(corpus) - n_mal} benign files; one call per "
+        "file; each peer under its best honest reading, see READINGS below)"
+    )
     rows = []
     for tool in tools:
         if tool not in det:
             continue
         d = det[tool]
         r = d["ratios_vs_secmlops"]
-        rows.append([tool, versions.get(tool, "?"),
-                     pct(d["malicious_flagged"], d["malicious_total"]),
-                     pct(d["benign_flagged"], d["benign_total"]),
-                     fmt_ratio(r["recall"]), fmt_ratio(r["false_positive_rate"]),
-                     "YES" if executed.get(tool) else "no"])
-    parts.append(table(["tool", "version", "recall", "false positives", "recall vs secmlops",
-                        "FPR vs secmlops", "ran payload"], rows))
+        rows.append(
+            [
+                tool,
+                versions.get(tool, "?"),
+                pct(d["malicious_flagged"], d["malicious_total"]),
+                pct(d["benign_flagged"], d["benign_total"]),
+                fmt_ratio(r["recall"]),
+                fmt_ratio(r["false_positive_rate"]),
+                "YES" if executed.get(tool) else "no",
+                "?" if d["wall_seconds"] is None else f"{d['wall_seconds']:.0f}",
+                d["reading"],
+            ]
+        )
+    parts.append(
+        table(
+            [
+                "tool",
+                "version",
+                "recall",
+                "false positives",
+                "recall vs secmlops",
+                "FPR vs secmlops",
+                "ran payload",
+                "wall s",
+                "reading",
+            ],
+            rows,
+        )
+    )
+
+    parts.append(
+        "\nREADINGS  (ways to read the same verdicts; * = headline, the best recall - FPR)"
+    )
+    rows = []
+    for tool in tools:
+        if tool not in det:
+            continue
+        for key, reading in det[tool]["readings"].items():
+            rows.append(
+                [
+                    tool,
+                    ("* " if key == det[tool]["reading"] else "  ") + key,
+                    reading["label"],
+                    pct(reading["malicious_flagged"], det[tool]["malicious_total"]),
+                    pct(reading["benign_flagged"], det[tool]["benign_total"]),
+                    f"{reading['recall_minus_fpr']:+.3f}",
+                ]
+            )
+    parts.append(
+        table(["tool", "reading", "flagged when", "recall", "false positives", "recall-FPR"], rows)
+    )
 
     parts.append("\nOUTCOMES  (malicious | benign)")
     kinds = ["finding", "error", "crash", "clean", "skipped", "timeout"]
@@ -1263,8 +1913,9 @@ def render(
         if tool not in det:
             continue
         o = det[tool]["outcomes"]
-        rows.append([tool, *(f"{o['malicious'].get(k, 0)} | {o['benign'].get(k, 0)}"
-                             for k in kinds)])
+        rows.append(
+            [tool, *(f"{o['malicious'].get(k, 0)} | {o['benign'].get(k, 0)}" for k in kinds)]
+        )
     parts.append(table(["tool", *kinds], rows))
 
     present = [t for t in tools if t in det]
@@ -1303,27 +1954,53 @@ def render(
     sp = summary["speed"]
     if sp and speed_corpus:
         mb = speed_corpus["large_bytes"] / 1e6
-        parts.append(f"\nSPEED  (one call each; small folder = {speed_corpus['n_small']} files, "
-                     f"large = {mb:.0f} MB torch zip checkpoint; wall clock incl. start-up)")
+        parts.append(
+            f"\nSPEED  (one call each; small folder = {speed_corpus['n_small']} files, "
+            f"large = {mb:.0f} MB torch zip checkpoint; wall clock incl. start-up)"
+        )
         rows = []
         for tool in tools:
             if tool not in sp:
                 continue
             s, lg = sp[tool]["small_folder"], sp[tool]["large_checkpoint"]
             r = sp[tool]["ratios_vs_secmlops"]
-            fps = s["files_per_second"]
-            rows.append([
-                tool,
-                "timeout" if s["seconds"] is None else f"{s['seconds']:.1f}",
-                "n/a" if fps is None else f"{fps:.1f}",
-                f"{s['files_scanned']}" if s["files_scanned"] is not None else "?",
-                fmt_ratio(r["small_files_per_second"]),
-                "timeout" if lg["seconds"] is None else f"{lg['seconds']:.1f}",
-                fmt_ratio(r["large_seconds"]),
-                f"{s['outcome']}/{lg['outcome']} (exit {s['exit_code']}/{lg['exit_code']})",
-            ])
-        parts.append(table(["tool", "folder s", "files/s", "files scanned", "files/s vs secmlops",
-                            "large s", "large s vs secmlops", "outcome"], rows))
+            fps, bound = s["files_per_second"], s["files_per_second_upper_bound"]
+            rows.append(
+                [
+                    tool,
+                    f">{s['limit']:.0f} (timeout)"
+                    if s["seconds"] is None
+                    else f"{s['seconds']:.1f}",
+                    (f"<{bound:.1f}" if bound else "n/a") if fps is None else f"{fps:.1f}",
+                    f"{s['files_scanned']}" if s["files_scanned"] is not None else "?",
+                    (
+                        "<" + fmt_ratio(r["small_files_per_second_upper_bound"])
+                        if r["small_files_per_second"] is None
+                        and r["small_files_per_second_upper_bound"] is not None
+                        else fmt_ratio(r["small_files_per_second"])
+                    ),
+                    f">{lg['limit']:.0f} (timeout)"
+                    if lg["seconds"] is None
+                    else f"{lg['seconds']:.1f}",
+                    fmt_ratio(r["large_seconds"]),
+                    f"{s['outcome']}/{lg['outcome']} (exit {s['exit_code']}/{lg['exit_code']})",
+                ]
+            )
+        parts.append(
+            table(
+                [
+                    "tool",
+                    "folder s",
+                    "files/s",
+                    "files scanned",
+                    "files/s vs secmlops",
+                    "large s",
+                    "large s vs secmlops",
+                    "outcome",
+                ],
+                rows,
+            )
+        )
         for tool in tools:
             if tool in sp:
                 s, lg = sp[tool]["small_folder"], sp[tool]["large_checkpoint"]
@@ -1332,23 +2009,51 @@ def render(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write all numbers as JSON")
-    ap.add_argument("--quick", action="store_true",
-                    help="smaller speed corpus (300 small files, ~150 MB checkpoint)")
-    ap.add_argument("--tools", default=",".join(TOOLS),
-                    help=f"comma-separated subset of {','.join(TOOLS)}")
-    ap.add_argument("--timeout", type=float, default=60.0,
-                    help="seconds per detection call (timeout = not flagged); default 60")
-    ap.add_argument("--speed-timeout", type=float, default=300.0,
-                    help="seconds per speed call; default 300")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
-                    help="parallel detection calls (default: number of cores)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller speed corpus (300 small files, ~200 MB checkpoint)",
+    )
+    ap.add_argument(
+        "--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}"
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds per detection call (timeout = not flagged); default 60",
+    )
+    ap.add_argument(
+        "--speed-timeout",
+        type=float,
+        default=120.0,
+        help="seconds per speed call (a timed-out tool gets an upper bound); default 120",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="parallel detection calls (default: number of cores)",
+    )
     ap.add_argument("--small-files", type=int, help="files in the speed folder (default 1200)")
     ap.add_argument("--large-mb", type=int, help="size of the large checkpoint (default 600)")
     ap.add_argument("--skip-speed", action="store_true", help="detection only")
     ap.add_argument("--skip-detection", action="store_true", help="speed only")
+    ap.add_argument(
+        "--fresh-processes",
+        action="store_true",
+        help="ModelAudit detection in a fresh process per file (slow, ~25 min) "
+        "instead of one reused interpreter per worker",
+    )
+    ap.add_argument(
+        "--fallback-corpus",
+        action="store_true",
+        help="use the small built-in stand-in corpus instead of tests/scan/models/samples.py",
+    )
     ap.add_argument("--reinstall-peers", action="store_true", help="recreate the peer venvs")
     ap.add_argument("--peer-python", help="interpreter for creating the peer venvs")
     args = ap.parse_args(argv)
@@ -1378,8 +2083,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_peer(PEERS[t], python, args.reinstall_peers, log)
     tools: list[Tool] = []
     for name in args.tools:
-        tool = TOOL_CLASSES[name](env)
-        why = tool.missing()
+        tool = (
+            Modelaudit(env, args.fresh_processes)
+            if name == "modelaudit"
+            else TOOL_CLASSES[name](env)
+        )
+        why = tool.missing() or tool.self_test(args.timeout)
         if why:
             notes.append(f"{name} NOT RUN: {why}")
             log(f"  skipping {name}: {why}")
@@ -1393,7 +2102,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     executed: dict[str, bool] = {}
 
     log("corpus:")
-    samples, source = build_sample_corpus(WORK_DIR / "corpus", marker)
+    try:
+        samples, source = build_sample_corpus(
+            WORK_DIR / "corpus", marker, force_fallback=args.fallback_corpus
+        )
+    except ImportError as exc:
+        # samples.py builds its files with torch/joblib/pandas/...: hand over to the project
+        # venv's python, which has them.
+        if Path(sys.prefix).resolve() == PROJECT_VENV.resolve() or os.environ.get(
+            "MODEL_SCAN_REEXEC"
+        ):
+            raise
+        log(f"  {exc}; re-running under {PROJECT_PYTHON}")
+        os.environ["MODEL_SCAN_REEXEC"] = "1"
+        os.execv(  # noqa: S606 -- fixed interpreter path, argv passed through
+            str(PROJECT_PYTHON),
+            [
+                str(PROJECT_PYTHON),
+                str(Path(__file__).resolve()),
+                *(sys.argv[1:] if argv is None else argv),
+            ],
+        )
     if source.startswith("FALLBACK"):
         notes.append(source)
     realistic = build_realistic_benign()
@@ -1404,15 +2133,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"duplicate corpus name {cf.name!r}")
         seen.add(cf.name)
     n_mal = sum(c.malicious for c in corpus)
-    log(f"  {source}: {len(samples)} files; realistic benign set: {len(realistic)} files; "
-        f"{n_mal} malicious, {len(corpus) - n_mal} benign")
+    log(
+        f"  {source}: {len(samples)} files; realistic benign set: {len(realistic)} files; "
+        f"{n_mal} malicious, {len(corpus) - n_mal} benign"
+    )
 
     detection: dict[str, dict[str, Verdict]] = {}
+    wall: dict[str, float] = {}
     if not args.skip_detection:
         log(f"detection (one call per file, {args.jobs} in parallel, timeout {args.timeout:.0f}s):")
         for tool in tools:
-            detection[tool.name] = run_detection(tool, corpus, args.timeout, args.jobs, marker,
-                                                 executed)
+            t0 = time.monotonic()
+            detection[tool.name] = run_detection(
+                tool, corpus, args.timeout, args.jobs, marker, executed
+            )
+            wall[tool.name] = time.monotonic() - t0
 
     speed: dict[str, dict[str, SpeedResult]] = {}
     speed_corpus = None
@@ -1423,7 +2158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for tool in tools:
             speed[tool.name] = run_speed(tool, speed_corpus, args.speed_timeout, marker, executed)
 
-    summary = summarise(names, corpus, detection, speed, speed_corpus)
+    summary = summarise(names, corpus, detection, speed, speed_corpus, wall)
     elapsed = time.monotonic() - started
     print(render(names, corpus, summary, versions, speed_corpus, executed))
     for note in notes:
@@ -1434,14 +2169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = {
             "benchmark": "model_scan",
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": {"python": platform.python_version(), "platform": platform.platform(),
-                     "cpus": os.cpu_count()},
+            "host": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+            },
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "versions": versions,
             "peer_requirements": {t: list(PEERS[t].requirements) for t in names if t in PEERS},
-            "corpus": {"source": source, "files": len(corpus), "malicious": n_mal,
-                       "benign": len(corpus) - n_mal,
-                       "realistic_benign": len(realistic)},
+            "corpus": {
+                "source": source,
+                "files": len(corpus),
+                "malicious": n_mal,
+                "benign": len(corpus) - n_mal,
+                "realistic_benign": len(realistic),
+            },
             "speed_corpus": speed_corpus,
             "payload_executed": {t: executed.get(t, False) for t in names},
             "notes": notes,
