@@ -142,7 +142,6 @@ class Allowlist:
     safe_prefixes: list[tuple[str, Use]] = field(default_factory=list)
     dangerous: dict[str, Danger] = field(default_factory=dict)
     dangerous_prefixes: list[tuple[str, Danger]] = field(default_factory=list)
-    user: frozenset[str] = frozenset()
     native: tuple[str, ...] = ()  # names the loader resolves itself, never through Python
     _prefix_index: dict[str, list[tuple[str, Danger]]] | None = None
 
@@ -203,7 +202,6 @@ class Allowlist:
         """A copy with the user's ``module.name:use`` entries added (never over a dangerous one)."""
         safe = dict(self.safe)
         prefixes = list(self.safe_prefixes)
-        added: set[str] = set()
         for entry in entries:
             target, sep, use_text = entry.rpartition(":")
             if not sep or not target or " " in target:
@@ -217,10 +215,7 @@ class Allowlist:
                 prefixes.append((target[:-1], use))
             else:
                 safe[target] = max(use, safe.get(target, Use.REF))
-            added.add(target)
-        return Allowlist(
-            safe, prefixes, self.dangerous, self.dangerous_prefixes, frozenset(added), self.native
-        )
+        return Allowlist(safe, prefixes, self.dangerous, self.dangerous_prefixes, self.native)
 
     def for_torchscript(self) -> Allowlist:
         """The names PyTorch's C++ unpickler resolves itself when torch.jit.load reads an archive.
@@ -233,7 +228,6 @@ class Allowlist:
             self.safe_prefixes,
             self.dangerous,
             self.dangerous_prefixes,
-            self.user,
             TORCHSCRIPT_NATIVE,
         )
 

@@ -95,13 +95,6 @@ class Blob:
                     self._tail = f.read()
         return self._tail
 
-    def read_all(self, limit: int) -> bytes:
-        """All bytes, refusing blobs larger than `limit` (callers parse small structures only)."""
-        if self.size > limit:
-            raise ScanError(f"{self.name}: {self.size} bytes is over the {limit}-byte parse limit")
-        with self.open() as f:
-            return f.read()
-
     @classmethod
     def from_path(cls, path: Path, display: str) -> Blob:
         size = path.stat().st_size
@@ -202,7 +195,6 @@ class ScanContext:
         self.scanners = scanners
         self.workdir = workdir
         self.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
-        self.formats_seen: dict[str, int] = {}
 
     @property
     def allowlist(self) -> Allowlist:
@@ -218,6 +210,10 @@ class ScanContext:
     def fail(self, location: Location, message: str) -> None:
         """The blob could not be fully checked: an error finding and a failure (exit 2)."""
         self.report.add(rules.SCAN_INCOMPLETE.finding(location, message))
+        self.incomplete(location, message)
+
+    def incomplete(self, location: Location, message: str) -> None:
+        """Record that content was not checked (exit 2) where a finding already says why."""
         self.report.errors.append(ScanFailure(location, message))
 
     def spool(self) -> IO[bytes]:
@@ -253,7 +249,7 @@ class ScanContext:
                     {"depth": blob.depth, "limit": self.limits.max_depth},
                 )
             )
-            self.report.errors.append(ScanFailure(blob.location, "nesting limit reached"))
+            self.incomplete(blob.location, "nesting limit reached")
             return
         scan_blob(blob, self)
 
@@ -269,7 +265,6 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             ctx.fail(blob.location, f"could not read: {exc}")
             return
         matched = True
-        ctx.formats_seen[scanner.name] = ctx.formats_seen.get(scanner.name, 0) + 1
         try:
             scanner.scan(blob, ctx)
         except ScanError as exc:

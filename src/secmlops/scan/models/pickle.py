@@ -181,7 +181,6 @@ class PickleAnalysis:
     globals: dict[str, GlobalUse] = field(default_factory=dict)
     calls: int = 0
     persistent_ids: list[Any] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
     value: Any = None  # the symbolic object the pickle returns (tuples, constants, GlobalRef ...)
     differentials: list[tuple[int, str]] = field(default_factory=list)
     computed_calls: list[tuple[int, str]] = field(default_factory=list)
@@ -331,11 +330,6 @@ class _Machine:
         self.start = reader.pos()  # a nested joblib pickle starts inside the outer stream
 
     # -- stack helpers -------------------------------------------------------------------------
-    def push(self, value: Any) -> None:
-        if len(self.stack) >= MAX_STACK:
-            raise PickleBreak("stack limit reached")
-        self.stack.append(value)
-
     def pop(self) -> Any:
         if not self.stack:
             raise PickleBreak("unpickling stack underflow")

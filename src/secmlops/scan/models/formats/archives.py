@@ -53,15 +53,7 @@ def _traversal(ctx: ScanContext, blob: Blob, member: str, why: str) -> None:
 
 def _bomb(ctx: ScanContext, location: Location, message: str, evidence: dict[str, Any]) -> None:
     ctx.emit(rules.ARCHIVE_BOMB.finding(location, message, evidence))
-    ctx.report.errors.append(
-        _failure(location, "content beyond the expansion limits was not scanned")
-    )
-
-
-def _failure(location: Location, message: str) -> Any:
-    from secmlops.findings import ScanFailure
-
-    return ScanFailure(location, message)
+    ctx.incomplete(location, "content beyond the expansion limits was not scanned")
 
 
 def expand_stream(
@@ -225,7 +217,7 @@ class ZipScanner:
         location = blob.location.child(info.filename)
         if info.flag_bits & 0x1:
             ctx.emit(rules.ARCHIVE_ENCRYPTED.finding(location, "member is encrypted"))
-            ctx.report.errors.append(_failure(location, "encrypted member not scanned"))
+            ctx.incomplete(location, "encrypted member not scanned")
             return
         f.seek(info.header_offset)
         header = f.read(30)
@@ -531,7 +523,7 @@ class SevenZipScanner:
                     ctx.emit(
                         rules.ARCHIVE_ENCRYPTED.finding(blob.location, "7z archive is encrypted")
                     )
-                    ctx.report.errors.append(_failure(blob.location, "encrypted 7z not scanned"))
+                    ctx.incomplete(blob.location, "encrypted 7z not scanned")
                     return
                 entries = archive.list()
                 if len(entries) > ctx.limits.max_members:
