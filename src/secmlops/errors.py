@@ -32,3 +32,31 @@ class ScanError(Error):
 
 class ConvertError(Error):
     """A model could not be converted safely."""
+
+
+class SignatureError(Error):
+    """A key, signature or certificate could not be made or does not verify."""
+
+
+class EvidenceError(Error):
+    """An attestation or bill of materials could not be built or read."""
+
+
+class DataError(Error):
+    """A data set could not be read, validated or written."""
+
+
+class DatabaseError(Error):
+    """The offline vulnerability database is missing, stale or damaged."""
+
+
+class PolicyError(Error):
+    """A policy bundle could not be loaded or evaluated."""
+
+
+class StoreError(Error):
+    """The artifact store or metadata database failed."""
+
+
+class GatewayError(Error):
+    """The inference gateway could not start or serve."""

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from secmlops import __version__
+from secmlops.cli.app import app, scan_app
 from secmlops.cli.output import (
     ConfigOpt,
     FailOnOpt,
@@ -24,17 +25,6 @@ from secmlops.cli.output import (
 from secmlops.config import load_config
 from secmlops.errors import Error
 from secmlops.findings import Severity
-
-app = typer.Typer(
-    name="secmlops",
-    help="Secure machine-learning pipelines end to end. Exit codes: 0 clean, 1 findings at or "
-    "above --fail-on, 2 a check could not complete or the command was used wrongly.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-scan_app = typer.Typer(help="Read-only checks. Each layer is a subcommand.", no_args_is_help=True)
-app.add_typer(scan_app, name="scan")
 
 
 def _version(value: bool) -> None:
@@ -155,6 +145,30 @@ def list_rules(
     from secmlops.report.rules_doc import rules_markdown, rules_table
 
     typer.echo(rules_markdown() if markdown else rules_table(), nl=False)
+
+
+# Each layer's commands live in their own module and attach themselves to the apps above.
+from secmlops.cli import (  # noqa: E402
+    attest_cmds,
+    data_cmds,
+    deps_cmds,
+    infra_cmds,
+    monitor_cmds,
+    pii_cmds,
+    secrets_cmds,
+    sign_cmds,
+)
+
+_LAYERS = (
+    attest_cmds,
+    data_cmds,
+    deps_cmds,
+    infra_cmds,
+    monitor_cmds,
+    pii_cmds,
+    secrets_cmds,
+    sign_cmds,
+)
 
 
 def main() -> None:
