@@ -155,6 +155,7 @@ from secmlops.cli import (  # noqa: E402
     infra_cmds,
     monitor_cmds,
     pii_cmds,
+    policy_cmds,
     secrets_cmds,
     sign_cmds,
 )
@@ -166,6 +167,7 @@ _LAYERS = (
     infra_cmds,
     monitor_cmds,
     pii_cmds,
+    policy_cmds,
     secrets_cmds,
     sign_cmds,
 )
