@@ -42,3 +42,10 @@ policy_app = typer.Typer(
     help="Policy-as-code gates (Rego): evaluate and test.", no_args_is_help=True
 )
 app.add_typer(policy_app, name="policy")
+registry_app = typer.Typer(
+    help="Model registry: immutable signed versions, aliases, gated promotion.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")

@@ -156,6 +156,7 @@ from secmlops.cli import (  # noqa: E402
     monitor_cmds,
     pii_cmds,
     policy_cmds,
+    registry_cmds,
     secrets_cmds,
     sign_cmds,
 )
@@ -168,6 +169,7 @@ _LAYERS = (
     monitor_cmds,
     pii_cmds,
     policy_cmds,
+    registry_cmds,
     secrets_cmds,
     sign_cmds,
 )

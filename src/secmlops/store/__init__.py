@@ -1,0 +1,1 @@
+"""Where evidence lives: content-addressed artifacts, the metadata database, the registry, the audit log."""
