@@ -112,7 +112,7 @@ candidates contains c if {
 	gap > cfg.fairness.max_gap
 	c := {
 		"rule_id": "POLICY-FAIRNESS-GAP", "severity": "high", "subject": metric,
-		"msg": sprintf("%s differs by %v between groups (bound %v): %v", [metric, gap, cfg.fairness.max_gap, groups]),
+		"msg": sprintf("%s differs by %.3f between groups (bound %v): %v", [metric, gap, cfg.fairness.max_gap, groups]),
 		"controls": ["NIST-AI-RMF:MEASURE-2.11", "ISO42001:A.7.4"],
 	}
 }
