@@ -372,3 +372,47 @@ def _gated(action: Any) -> VersionInfo:
             err.print(f"  {v.severity.label:8} {v.rule_id}: {v.msg}")
         raise typer.Exit(1) from exc
     return info
+
+
+@app.command("report")
+def model_report(
+    ref: str = typer.Argument(..., help="NAME[@VERSION|@ALIAS] (default: latest)."),
+    output: Path = typer.Option(Path("report.html"), "--output", "-o", help="HTML report."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
+    oscal_out: Path | None = typer.Option(
+        None, "--oscal", help="Also write OSCAL assessment-results JSON."
+    ),
+    audit_key: Path | None = typer.Option(
+        None, "--audit-key", help="Public key of the audit checkpoints."
+    ),
+    home: Path | None = HomeOpt,
+    db: str | None = DbOpt,
+    store: str | None = StoreOpt,
+) -> None:
+    """Evidence for auditors: model card, metrics and fairness with plots, findings, decisions,
+    lineage, audit-log integrity and the NIST AI RMF / ISO/IEC 42001 control mapping."""
+    from secmlops.evidence.keys import load_public_key
+    from secmlops.report.model_report import build_model_report, render_html, render_oscal
+    from secmlops.store.audit import verify_log
+
+    name, version = _split(ref)
+    reg = _read_only(home, db, store, None)
+    info = reg.show(name, version)
+    audit = verify_log(reg.engine, load_public_key(audit_key) if audit_key else None)
+    doc = build_model_report(info, audit)
+    _write_text(output, render_html(doc))
+    if json_out:
+        _write_text(json_out, json.dumps(doc, indent=2, default=str) + "\n")
+    if oscal_out:
+        _write_text(oscal_out, json.dumps(render_oscal(doc), indent=2) + "\n")
+    Console(stderr=True).print(f"wrote {output}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +385,7 @@ class Registry:
             lineage = tuple((e.kind, e.ref, json.loads(e.detail)) for e in edges)
         return VersionInfo(
             row.name, row.version, row.manifest_digest, row.signature_digest, row.registrant,
-            row.created_at.isoformat(), tuple(sorted(aliases)), json.loads(row.decision),
+            _aware(row.created_at).isoformat(), tuple(sorted(aliases)), json.loads(row.decision),
             json.loads(row.facts), lineage,
         )  # fmt: skip
 
@@ -416,6 +417,11 @@ class Registry:
         else:
             row.version = version
         session.add(AliasHistory(name=name, alias=alias, version=version, actor=actor))
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _target(folder: Path, manifest: Mapping[str, Any]) -> Path:
