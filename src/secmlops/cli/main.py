@@ -159,6 +159,7 @@ from secmlops.cli import (  # noqa: E402
     policy_cmds,
     registry_cmds,
     secrets_cmds,
+    serve_cmds,
     sign_cmds,
 )
 
@@ -173,6 +174,7 @@ _LAYERS = (
     policy_cmds,
     registry_cmds,
     secrets_cmds,
+    serve_cmds,
     sign_cmds,
 )
 

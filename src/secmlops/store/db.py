@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -117,12 +119,12 @@ class AuditCheckpoint(Base):
     at: Mapped[str] = mapped_column(String(40))
 
 
-def _migration_1(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
+def _migration_1(conn: Connection) -> None:
+    Base.metadata.create_all(conn)
 
 
-# Append new migrations; never edit a released one.
-MIGRATIONS: tuple[Callable[[Engine], None], ...] = (_migration_1,)
+# Append new migrations; never edit a released one. Each runs in one transaction with its record.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1,)
 
 
 def open_database(url: str) -> Engine:
@@ -135,12 +137,19 @@ def open_database(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record):  # type: ignore[no-untyped-def]
+            conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
             cur.execute("PRAGMA synchronous=FULL")  # a committed version survives power loss
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+            # Take the write lock at BEGIN: two writers that both read the audit head and then
+            # upgrade would otherwise fail with SQLITE_BUSY instead of waiting their turn.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     try:
         SchemaVersion.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
@@ -152,10 +161,9 @@ def open_database(url: str) -> Engine:
                 hint="upgrade secmlops",
             )
         for number in range(current + 1, len(MIGRATIONS) + 1):
-            with engine.begin():
-                MIGRATIONS[number - 1](engine)
-            with Session(engine) as session, session.begin():
-                session.add(SchemaVersion(version=number))
+            with engine.begin() as conn:
+                MIGRATIONS[number - 1](conn)
+                conn.execute(insert(SchemaVersion).values(version=number, applied_at=utcnow()))
     except SQLAlchemyError as exc:
         raise StoreError(f"the metadata database {url} cannot be used: {exc}") from exc
     return engine

@@ -395,6 +395,10 @@ class Registry:
         )
         return manifest
 
+    def signature_target(self, info: VersionInfo, folder: Path) -> Path:
+        """Inside a materialized version: the path its signature covers (file or folder)."""
+        return _target(folder, self._manifest(info))
+
     @contextmanager
     def materialize(self, info: VersionInfo) -> Iterator[tuple[Path, Path]]:
         """The version's files and signature in a private temporary folder, digests verified."""

@@ -1,0 +1,1 @@
+"""The zero-trust inference gateway: identity, limits, shields, verified models, audit, metrics."""

@@ -1,0 +1,330 @@
+"""The gateway application (FastAPI). Every request: size cap → token → tenant and scope → limits →
+input validation and shields → model or upstream → output filter → audit record → metrics.
+
+Audit records hold hashes of inputs and outputs, never bodies, prompts or tokens, and are committed
+before the response is sent: an acknowledged request always has its record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.concurrency import run_in_threadpool
+
+from secmlops.errors import GatewayError
+from secmlops.serve.config import GatewayConfig
+from secmlops.serve.extraction import ExtractionMonitor
+from secmlops.serve.limits_guard import Exceeded, Limiter, LimitSettings
+from secmlops.serve.models import LoadResult, ModelEntry, TabularModel, load_models
+from secmlops.serve.shields import (
+    ChatLimits,
+    check_chat_parameters,
+    make_redactor,
+    normalize_text,
+    score_injection,
+)
+from secmlops.serve.tokens import Identity, TokenRejected, TokenVerifier, load_verify_key
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Refused by a shield (e.g. prompt injection)"},
+    401: {"description": "Missing, invalid or expired bearer token"},
+    403: {"description": "The token lacks the scope for this model or route"},
+    404: {"description": "No such model for this tenant"},
+    413: {"description": "Request body too large"},
+    422: {"description": "Input does not match the model's schema or a parameter is refused"},
+    429: {"description": "Rate limit or budget reached (see Retry-After)"},
+}
+
+
+def _sha256(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class BodyLimit:
+    """Pure ASGI middleware: refuse bodies over the cap, declared or streamed, with 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:  # fmt: skip
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await JSONResponse({"detail": "request body too large"}, 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, "request body too large")
+            return message
+
+        await self.app(scope, capped, send)
+
+
+class Gateway:
+    """State shared by the routes: verifier, limiter, models, audit, metrics."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        from secmlops.evidence.signing import PublicKeyTrust
+        from secmlops.policy import evaluate_gate
+        from secmlops.store.artifacts import LocalStore
+        from secmlops.store.db import open_database
+        from secmlops.store.registry import Registry, signature_verifier
+
+        self.config = config
+        self.verifier = TokenVerifier([load_verify_key(p) for p in config.token_keys], issuer=config.issuer,
+                                      audience=config.audience, max_ttl=config.max_token_ttl,
+                                      leeway=config.clock_skew)  # fmt: skip
+        self.limiter = Limiter(LimitSettings(**config.limits.model_dump()))
+        self.engine = open_database(f"sqlite:///{config.home / 'secmlops.db'}")
+        self.registry = Registry(LocalStore(config.home / "store"), self.engine,
+                                 verifier=signature_verifier(PublicKeyTrust(config.trust_key)),
+                                 gate=evaluate_gate)  # fmt: skip
+        self.models = LoadResult()
+        self.extraction = ExtractionMonitor(prada_threshold=config.extraction.prada_threshold,
+                                            block=config.extraction.action == "block")  # fmt: skip
+        self.chat_limits = ChatLimits(config.chat.max_tokens, config.chat.max_top_logprobs)
+        self.redact = make_redactor() if config.chat.redact_output else None
+        self.metrics = CollectorRegistry()
+        self.requests = Counter("secmlops_gateway_requests", "Requests by route and status",
+                                ["route", "status"], registry=self.metrics)  # fmt: skip
+        self.latency = Histogram("secmlops_gateway_latency_seconds", "Request latency", ["route"],
+                                 registry=self.metrics)  # fmt: skip
+        self.shield = Counter("secmlops_gateway_shield_actions", "Shield actions", ["shield", "action"],
+                              registry=self.metrics)  # fmt: skip
+        self.loaded = Gauge(
+            "secmlops_gateway_models_loaded", "Models being served", registry=self.metrics
+        )
+
+    def load(self) -> None:
+        entries = [ModelEntry(m.name, m.ref, tuple(m.tenants)) for m in self.config.models]
+        self.models = load_models(self.registry, entries)
+        self.loaded.set(len(self.models.loaded))
+        for name, model in self.models.loaded.items():
+            self.audit_sync(
+                "gateway", "model-load", name, {"version": model.version, "status": "loaded"}
+            )
+        for name, reason in self.models.refused.items():
+            self.audit_sync("gateway", "model-refused", name, {"reason": reason})
+
+    def audit_sync(self, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
+        from secmlops.store import audit
+        from secmlops.store.db import transaction
+
+        with transaction(self.engine) as session:
+            audit.append(session, actor, action, subject, payload)
+
+    async def audit(self, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
+        await run_in_threadpool(self.audit_sync, actor, action, subject, payload)
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    gw = Gateway(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(gw.load)
+        yield
+
+    app = FastAPI(title="secmlops gateway", version="1", lifespan=lifespan)
+    app.state.gateway = gw
+
+    @app.exception_handler(TokenRejected)
+    async def _unauthorized(request: Request, exc: TokenRejected) -> JSONResponse:
+        await gw.audit("anonymous", "authn-refused", request.url.path, {"reason": exc.message})
+        return JSONResponse({"detail": exc.message}, 401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Exceeded)
+    async def _limited(_request: Request, exc: Exceeded) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.message}, 429, headers={"Retry-After": str(exc.retry_after)}
+        )
+
+    @app.exception_handler(GatewayError)
+    async def _invalid(_request: Request, exc: GatewayError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, 422)
+
+    async def identity(request: Request) -> Identity:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise TokenRejected("missing bearer token")
+        return gw.verifier.verify(token.strip())
+
+    def model_for(name: str, who: Identity) -> TabularModel:
+        model = gw.models.loaded.get(name)
+        if model is None or who.tenant not in model.tenants:
+            # The same answer whether the model is absent or another tenant's: nothing leaks.
+            raise HTTPException(404, "no such model")
+        if not who.may(f"model:{name}:predict"):
+            raise HTTPException(403, f"token lacks scope model:{name}:predict")
+        return model
+
+    @app.post("/v1/models/{name}/predict", responses=ERRORS)
+    async def predict(
+        name: str, request: Request, who: Identity = Depends(identity)
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        actor = f"{who.tenant}/{who.subject}"
+        try:
+            model = model_for(name, who)
+            await gw.limiter.check_request(who.tenant, who.subject, name)
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise GatewayError("body is not JSON") from exc
+            matrix = model.validate(body)
+            if config.extraction.enabled:
+                verdict = gw.extraction.observe(actor, (matrix - model.mean) / model.scale)
+                if verdict.action != "allow":
+                    gw.shield.labels("extraction", verdict.action).inc()
+                    await gw.audit(
+                        actor, f"extraction-{verdict.action}", name, {"reason": verdict.reason}
+                    )
+                    if verdict.action == "block":
+                        raise HTTPException(429, f"suspected model extraction: {verdict.reason}",
+                                            headers={"Retry-After": "3600"})  # fmt: skip
+            predictions = model.predict(matrix)
+            result = {"model": name, "version": model.version, "predictions": predictions}
+            await gw.audit(actor, "predict", f"{name}@{model.version}",
+                           {"input_sha256": _sha256(body), "output_sha256": _sha256(predictions),
+                            "rows": len(predictions)})  # fmt: skip
+            gw.requests.labels("predict", "200").inc()
+            return result
+        except HTTPException as exc:
+            gw.requests.labels("predict", str(exc.status_code)).inc()
+            await gw.audit(
+                actor,
+                "predict-refused",
+                name,
+                {"status": exc.status_code, "reason": str(exc.detail)},
+            )
+            raise
+        except Exceeded:
+            gw.requests.labels("predict", "429").inc()
+            await gw.audit(actor, "limit", name, {"status": 429})
+            raise
+        except GatewayError as exc:
+            gw.requests.labels("predict", "422").inc()
+            await gw.audit(actor, "predict-invalid", name, {"status": 422, "reason": exc.message})
+            raise
+        finally:
+            gw.latency.labels("predict").observe(time.perf_counter() - started)
+
+    @app.post("/v1/chat/completions", responses=ERRORS)
+    async def chat(request: Request, who: Identity = Depends(identity)) -> JSONResponse:
+        import httpx
+
+        actor = f"{who.tenant}/{who.subject}"
+        if who.tenant not in config.chat.tenants or not (who.may("chat")):
+            raise HTTPException(403, "token lacks scope chat for this tenant")
+        if not config.chat.upstream_url:
+            raise HTTPException(404, "no upstream model configured")
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise GatewayError("body is not JSON") from exc
+        if not isinstance(body, dict):
+            raise GatewayError("body must be a JSON object")
+        if body.get("stream"):
+            raise GatewayError("streaming is not supported by this gateway")
+        check_chat_parameters(body, gw.chat_limits)
+        await gw.limiter.check_request(who.tenant, who.subject, "chat")
+        texts = [m.get("content", "") for m in body["messages"]]
+        budget = sum(len(t) for t in texts) // 4 + int(body.get("max_tokens") or 256)
+        await gw.limiter.check_tokens(who.tenant, who.subject, budget)
+        worst = max((score_injection(t, flag_at=config.chat.injection.flag_at,
+                                     block_at=config.chat.injection.block_at) for t in texts),
+                    key=lambda v: v.score)  # fmt: skip
+        prompt_hash = _sha256(body["messages"])
+        if worst.action != "allow":
+            gw.shield.labels("prompt-injection", worst.action).inc()
+            await gw.audit(actor, f"injection-{worst.action}", "chat",
+                           {"prompt_sha256": prompt_hash, "score": worst.score})  # fmt: skip
+        if worst.action == "block":
+            gw.requests.labels("chat", "400").inc()
+            return JSONResponse(
+                {"detail": "refused: prompt injection suspected", "score": worst.score}, 400
+            )
+        forwarded = {**body, "messages": [{**m, "content": normalize_text(m.get("content", ""))[0]}
+                                          for m in body["messages"]]}  # fmt: skip
+        headers = {}
+        if config.chat.upstream_api_key_env and os.environ.get(config.chat.upstream_api_key_env):
+            headers["Authorization"] = f"Bearer {os.environ[config.chat.upstream_api_key_env]}"
+        try:
+            async with httpx.AsyncClient(timeout=config.chat.timeout) as client:
+                upstream = await client.post(config.chat.upstream_url.rstrip("/") + "/v1/chat/completions",
+                                             json=forwarded, headers=headers)  # fmt: skip
+            answer = upstream.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            gw.requests.labels("chat", "502").inc()
+            await gw.audit(actor, "upstream-error", "chat", {"error": type(exc).__name__})
+            return JSONResponse({"detail": "upstream model unavailable"}, 502)
+        redacted: list[str] = []
+        if gw.redact is not None and isinstance(answer, dict):
+            for choice in answer.get("choices", []):
+                message = choice.get("message") if isinstance(choice, dict) else None
+                if isinstance(message, dict) and isinstance(message.get("content"), str):
+                    message["content"], found = gw.redact(message["content"])
+                    redacted += found
+        if redacted:
+            gw.shield.labels("output-redaction", "redact").inc()
+        await gw.audit(actor, "chat", "chat", {"prompt_sha256": prompt_hash, "output_sha256": _sha256(answer),
+                                               "redacted": sorted(set(redacted)), "flagged": worst.action == "flag"})  # fmt: skip
+        gw.requests.labels("chat", str(upstream.status_code)).inc()
+        headers_out = {"X-Secmlops-Flagged": "prompt-injection"} if worst.action == "flag" else {}
+        return JSONResponse(
+            answer, upstream.status_code if upstream.status_code < 500 else 502, headers=headers_out
+        )
+
+    @app.get("/admin/models", responses=ERRORS)
+    async def admin_models(who: Identity = Depends(identity)) -> dict[str, Any]:
+        if "admin" not in who.scopes:
+            raise HTTPException(403, "admin scope required")
+        mine = {m.name for m in config.models if who.tenant in m.tenants}
+        return {
+            "loaded": {n: {"version": m.version, "features": list(m.features)}
+                       for n, m in gw.models.loaded.items() if n in mine},
+            "refused": {n: r for n, r in gw.models.refused.items() if n in mine},
+        }  # fmt: skip
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "models": len(gw.models.loaded)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(gw.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    # Outermost: the size cap applies before any route or dependency reads the body.
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    return app

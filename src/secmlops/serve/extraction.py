@@ -1,0 +1,70 @@
+"""Model-extraction detection on tabular queries, per API key.
+
+PRADA (Juuti et al., 2019): benign clients' queries are spread like natural data, so the minimum
+distance of each new query to that client's earlier queries is roughly normally distributed;
+extraction attacks synthesise queries (small perturbations, grids) whose distance distribution is
+not. A Shapiro–Wilk test on the stream of minimum distances flags a client when W drops below a
+threshold. A sweep detector catches the simplest systematic attacks: successive queries that differ
+in exactly one feature.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIN_QUERIES = 30
+
+
+@dataclass
+class _ClientState:
+    queries: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=500))
+    distances: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+    single_feature_steps: deque[bool] = field(default_factory=lambda: deque(maxlen=100))
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionVerdict:
+    action: str  # allow | flag | block
+    reason: str = ""
+    prada_w: float | None = None
+
+
+class ExtractionMonitor:
+    def __init__(self, *, prada_threshold: float = 0.90, sweep_share: float = 0.8,
+                 block: bool = True) -> None:  # fmt: skip
+        self.prada_threshold, self.sweep_share, self.block = prada_threshold, sweep_share, block
+        self._clients: dict[str, _ClientState] = {}
+
+    def observe(self, client: str, scaled_rows: np.ndarray) -> ExtractionVerdict:
+        """Feed a request's standardised rows; returns what to do with this client now."""
+        from scipy.stats import shapiro
+
+        state = self._clients.setdefault(client, _ClientState())
+        for row in scaled_rows:
+            if state.queries:
+                previous = np.stack(state.queries)
+                nearest = float(np.min(np.linalg.norm(previous - row, axis=1)))
+                if nearest == 0.0:
+                    continue  # a repeated query teaches nothing new: retries are not extraction
+                state.distances.append(nearest)
+                changed = int(np.count_nonzero(np.abs(row - state.queries[-1]) > 1e-12))
+                state.single_feature_steps.append(changed == 1)
+            state.queries.append(row)
+        action = "block" if self.block else "flag"
+        steps = state.single_feature_steps
+        if len(steps) >= MIN_QUERIES and sum(steps) / len(steps) >= self.sweep_share:
+            return ExtractionVerdict(
+                action, f"systematic sweep: {sum(steps)}/{len(steps)} queries change one feature"
+            )
+        if len(state.distances) >= MIN_QUERIES:
+            distances = np.asarray(state.distances)
+            if np.ptp(distances) == 0:  # a perfect grid: every new query equally far from the last
+                return ExtractionVerdict(action, "identical query spacing", 0.0)
+            w = float(shapiro(distances).statistic)
+            if w < self.prada_threshold:
+                return ExtractionVerdict(action, f"PRADA: query distance distribution W={w:.3f}", w)
+            return ExtractionVerdict("allow", prada_w=w)
+        return ExtractionVerdict("allow")

@@ -1,0 +1,77 @@
+"""Request limits and token budgets per tenant, key and model (the `limits` library).
+
+In-process memory by default; a Redis URL shares the counters between gateway replicas, so a
+tenant cannot multiply its quota by spreading requests over replicas.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from secmlops.errors import GatewayError
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    requests: str = "120/minute"  # per tenant + subject + model
+    tenant_requests: str = "1000/minute"  # per tenant, all subjects
+    tokens: str = "200000/day"  # chat token budget per tenant + subject
+    storage_url: str = "memory://"
+
+
+class Exceeded(GatewayError):
+    """A limit was reached (the gateway answers 429 with Retry-After)."""
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        super().__init__(f"{what} limit reached; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def _item(text: str) -> RateLimitItem:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise GatewayError(f"invalid limit {text!r}", hint='use e.g. "60/minute"') from exc
+
+
+class Limiter:
+    def __init__(self, settings: LimitSettings) -> None:
+        try:
+            made = (
+                MemoryStorage() if settings.storage_url == "memory://"
+                else storage_from_string("async+" + settings.storage_url.removeprefix("async+"))
+            )  # fmt: skip
+        except Exception as exc:  # the limits library raises several types for bad URLs
+            raise GatewayError(f"cannot use limit storage {settings.storage_url}: {exc}") from exc
+        if not isinstance(made, Storage):
+            raise GatewayError(f"limit storage {settings.storage_url} has no asynchronous backend")
+        storage: Storage = made
+        # Moving windows for request rates (no burst at window edges), fixed for daily budgets.
+        self._moving = MovingWindowRateLimiter(storage)
+        self._fixed = FixedWindowRateLimiter(storage)
+        self.requests = _item(settings.requests)
+        self.tenant_requests = _item(settings.tenant_requests)
+        self.tokens = _item(settings.tokens)
+
+    async def _hit(self, limiter: MovingWindowRateLimiter | FixedWindowRateLimiter,
+                   item: RateLimitItem, what: str, keys: tuple[str, ...], cost: int = 1) -> None:  # fmt: skip
+        if not await limiter.hit(item, *keys, cost=cost):
+            stats = await limiter.get_window_stats(item, *keys)
+            raise Exceeded(what, max(1, int(stats.reset_time - time.time()) + 1))
+
+    async def check_request(self, tenant: str, subject: str, model: str) -> None:
+        await self._hit(self._moving, self.tenant_requests, "tenant request", ("tenant", tenant))
+        await self._hit(self._moving, self.requests, "request", ("key", tenant, subject, model))
+
+    async def check_tokens(self, tenant: str, subject: str, tokens: int) -> None:
+        """Charge a request's token estimate to the budget; refuse when it would overrun."""
+        if tokens > 0:
+            await self._hit(
+                self._fixed, self.tokens, "token budget", ("tokens", tenant, subject), tokens
+            )
