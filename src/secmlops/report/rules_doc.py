@@ -19,6 +19,7 @@ CATALOGUES = (
     "secmlops.scan.data.stats_rules",
     "secmlops.evidence.rules",
     "secmlops.evidence.bom_rules",
+    "secmlops.evidence.attest_rules",
 )
 
 
