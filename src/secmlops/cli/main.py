@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,7 +25,7 @@ from secmlops.cli.output import (
 )
 from secmlops.config import load_config
 from secmlops.errors import Error
-from secmlops.findings import Severity
+from secmlops.findings import Report, Severity
 
 
 def _version(value: bool) -> None:
@@ -90,6 +91,101 @@ def scan_models(
         report = scan_paths(paths, settings, progress, jobs=jobs or (os.cpu_count() or 1))
     emit([report], form, output, explain=explain)
     raise typer.Exit(gate([report], threshold))
+
+
+LAYERS = ("models", "deps", "workflows", "secrets", "infra", "data")
+
+
+@scan_app.command("all")
+def scan_all(
+    paths: list[Path] = typer.Argument(None, help="Repository folders or files (default: .)."),
+    fmt: str | None = FormatOpt,
+    output: Path | None = OutputOpt,
+    fail_on: str | None = FailOnOpt,
+    quiet: bool = QuietOpt,
+    config: Path | None = ConfigOpt,
+    layers: str = typer.Option(
+        ",".join(LAYERS), "--layers", help="Comma-separated layers to run (default: all)."
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", help="Offline OSV database folder for the deps layer (default: the cache)."
+    ),
+    history: bool = typer.Option(False, "--history", help="Secrets: also scan every git commit."),
+) -> None:
+    """Run every layer over a repository and write one report (one SARIF run per layer).
+
+    `secmlops scan PATH` is the same command. A layer that cannot complete (e.g. no vulnerability
+    database) makes the exit code 2: nothing is reported clean that was not checked.
+    """
+    from secmlops.errors import UsageError
+
+    chosen = [layer.strip() for layer in layers.split(",") if layer.strip()]
+    unknown = sorted(set(chosen) - set(LAYERS))
+    if unknown:
+        raise UsageError(f"unknown layer {unknown[0]!r}", hint=f"layers: {', '.join(LAYERS)}")
+    targets = paths or [Path(".")]
+    for target in targets:
+        if not target.exists():
+            raise UsageError(f"no such file or folder: {target}")
+    cfg = load_config(config)
+    threshold = Severity.parse(fail_on or cfg.fail_on)
+    form = choose_format(fmt, output)
+    reports = []
+    with progress_bar("scanning", quiet) as progress:
+        for layer in chosen:
+            reports.append(_run_layer(layer, targets, cfg, progress, db=db, history=history))
+    emit(reports, form, output)
+    raise typer.Exit(gate(reports, threshold))
+
+
+def _run_layer(
+    layer: str,
+    targets: list[Path],
+    cfg: Any,
+    progress: Any,
+    *,
+    db: Path | None,
+    history: bool,
+) -> Report:
+    """One layer's Report; imports stay inside so `scan models` never loads pandas."""
+    if layer == "models":
+        from secmlops.scan.models import Limits, ModelScanSettings, scan_paths
+        from secmlops.scan.models.allowlist import load_allowlist
+
+        m = cfg.models
+        settings = ModelScanSettings(
+            allowlist=load_allowlist().with_user_entries(list(m.allow)),
+            limits=Limits(m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops),
+        )  # fmt: skip
+        return scan_paths(targets, settings, progress, jobs=os.cpu_count() or 1)
+    if layer == "deps":
+        from secmlops.scan.deps.engine import DepsSettings, scan_deps
+
+        return scan_deps(targets, DepsSettings(db_dir=db), progress).report
+    if layer == "workflows":
+        from secmlops.scan.deps.workflows import scan_workflows
+
+        return scan_workflows(targets, progress)
+    if layer == "secrets":
+        from secmlops.scan.secrets import scan_paths as scan_secret_paths
+
+        return scan_secret_paths(targets, progress=progress, history=history)
+    if layer == "infra":
+        from secmlops.scan.infra import scan_infra
+
+        return scan_infra(targets, progress)
+    from secmlops.scan.data.engine import DataScanSettings, scan_data
+    from secmlops.scan.data.tables import TABLE_SUFFIXES, table_files
+
+    # A repository without data files has nothing for this layer (not an error); files that look
+    # like tables but cannot be read still are.
+    with_tables = [
+        t for t in targets
+        if (t.is_dir() and table_files(t)) or (t.is_file() and t.suffix.lower() in TABLE_SUFFIXES)
+    ]  # fmt: skip
+    if not with_tables:
+        return Report(kind="data")
+    return scan_data(with_tables, DataScanSettings(), progress)
 
 
 @app.command("convert")

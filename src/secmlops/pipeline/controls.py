@@ -67,7 +67,89 @@ def register(ctx: StageContext) -> ControlResult:
     return ControlResult(facts={"registered": {"name": info.name, "version": info.version}})
 
 
+def bom(ctx: StageContext) -> ControlResult:
+    """CycloneDX ML-BOM of the model (card from `card:`, packages from `lockfile:`), written to
+    `output:`; its card completeness becomes the gate's model_card fact."""
+    import json
+
+    from secmlops.evidence.bom import build_bom
+    from secmlops.evidence.bom_card import load_card
+    from secmlops.evidence.packages import lockfile_packages
+
+    card = ctx.options.get("card")
+    lockfile = ctx.options.get("lockfile")
+    result = build_bom(
+        _model_path(ctx),
+        load_card(ctx.path(str(card))) if card else None,
+        lockfile_packages(ctx.path(str(lockfile))) if lockfile else [],
+        card_path=ctx.path(str(card)) if card else None,
+    )
+    output = ctx.path(str(ctx.options.get("output", "bom.json")))
+    output.write_text(json.dumps(result.bom, indent=2), encoding="utf-8")
+    reported = _report_result(result.report)
+    return ControlResult(
+        reported.findings, reported.errors,
+        {"model_card": {"completeness": result.completeness, "missing": list(result.missing)}},
+    )  # fmt: skip
+
+
+def deps(ctx: StageContext) -> ControlResult:
+    """Vulnerable, malicious and typosquatted packages in the dependency files under `path:`
+    (offline OSV database from `db:`). The findings go to the register gate, not the stage gate,
+    so that a waiver (rule, scope, expiry) can accept a vulnerability that does not apply."""
+    from secmlops.scan.deps.engine import DepsSettings, scan_deps
+
+    db = ctx.options.get("db")
+    settings = DepsSettings(db_dir=ctx.path(str(db)) if db else None)
+    result = scan_deps([ctx.path(str(ctx.options.get("path", ".")))], settings)
+    reported = _report_result(result.report)
+    packages = [
+        str(f["location"].get("package")) for f in reported.findings if f["location"].get("package")
+    ]
+    return ControlResult(errors=reported.errors,
+                         facts={"findings": list(reported.findings),
+                                "dependencies": {"checked": True, "flagged": sorted(set(packages))}})  # fmt: skip
+
+
+def data(ctx: StageContext) -> ControlResult:
+    """Data checks on the stage's table outputs (or `path:`): `schema:` file, PII (`pii:`, default
+    true) and poisoning when `label:` names the label column (`reference:` a trusted table)."""
+    from secmlops.scan.data.engine import DataScanSettings, scan_data
+    from secmlops.scan.data.schema import load_schema
+    from secmlops.scan.data.tables import read_table
+
+    schema, reference = ctx.options.get("schema"), ctx.options.get("reference")
+    settings = DataScanSettings(
+        schema=load_schema(ctx.path(str(schema))) if schema else None,
+        reference=read_table(ctx.path(str(reference))) if reference else None,
+        label=ctx.options.get("label"),
+        pii=bool(ctx.options.get("pii", True)),
+    )
+    paths = [ctx.path(str(ctx.options["path"]))] if "path" in ctx.options else [
+        p for p in ctx.outputs if p.is_file()
+    ]  # fmt: skip
+    result = _report_result(scan_data(paths, settings))
+    return ControlResult(result.findings, result.errors,
+                         {"data": {"findings": list(result.findings), "scanned": True}})  # fmt: skip
+
+
+def secrets(ctx: StageContext) -> ControlResult:
+    """Leaked credentials in the pipeline's code and files (`path:`, default the pipeline folder;
+    the secmlops home folder and the pipeline's own signing key are left out)."""
+    from secmlops.scan.secrets import SecretScanSettings, scan_paths
+
+    root = ctx.path(str(ctx.options.get("path", "."))).resolve()
+    key = ctx.key_path.resolve()
+    exclude = (f"{ctx.home.resolve()}/*", str(key), f"{key}.pub")
+    report = scan_paths([root], SecretScanSettings(exclude=exclude))
+    return _report_result(report)
+
+
 CONTROLS: Mapping[str, Control] = {
+    "data": data,
+    "secrets": secrets,
+    "bom": bom,
+    "deps": deps,
     "model_scan": model_scan,
     "sign": sign,
     "register": register,

@@ -48,8 +48,9 @@ def render_text(
         counts = ", ".join(f"{n} {label}" for label, n in reversed(report.counts().items()) if n)
         console.print(
             Text(
-                f"{report.kind}: {report.files_scanned} files scanned, {report.files_skipped} skipped "
-                f"(not model files); {counts or 'no findings'}; {len(report.errors)} errors; "
+                f"{report.kind}: {report.files_scanned} files scanned, {report.files_skipped} skipped"
+                f"{' (not model files)' if report.kind == 'models' else ''}; "
+                f"{counts or 'no findings'}; {len(report.errors)} errors; "
                 f"{report.seconds:.2f}s",
                 style="bold",
             )
