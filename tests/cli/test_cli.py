@@ -144,7 +144,7 @@ def test_help_documents_flags() -> None:
 
 
 def test_demo_catches_every_attack_and_passes_every_real_model() -> None:
-    result = run("demo")
+    result = run("demo", "--models")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WRONG" not in result.stdout
     assert "Every attack was caught" in result.stdout

@@ -225,12 +225,30 @@ def demo(
     keep: Path | None = typer.Option(
         None, "--keep", help="Write the example project here and keep it."
     ),
+    models: bool = typer.Option(
+        False, "--models", help="Instead: scan a folder of real and trojaned model files."
+    ),
     fmt: str | None = FormatOpt,
 ) -> None:
-    """Build an example ML project (real model files plus harmless attack samples) and scan it."""
-    from secmlops.cli.demo import run_demo
+    """Run the example pipeline end to end (data checks, training, signing, BOM, gates, registry,
+    auditor's report), then replay attacks against it and show each one stopped. Exit 0 when
+    the clean run passed and every attack was blocked."""
+    if models:
+        from secmlops.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(keep, choose_format(fmt, None)))
+        raise typer.Exit(run_demo(keep, choose_format(fmt, None)))
+    import tempfile
+
+    from secmlops.errors import UsageError
+    from secmlops.pipeline.demo import run_demo as run_pipeline_demo
+
+    console = Console(highlight=False, soft_wrap=True)
+    if keep is not None:
+        if keep.exists() and any(keep.iterdir()):
+            raise UsageError(f"{keep} is not empty", hint="give --keep a new or empty folder")
+        raise typer.Exit(run_pipeline_demo(keep, console.print))
+    with tempfile.TemporaryDirectory(prefix="secmlops-demo-") as tmp:
+        raise typer.Exit(run_pipeline_demo(Path(tmp), console.print))
 
 
 @app.command("rules")

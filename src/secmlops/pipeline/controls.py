@@ -133,6 +133,28 @@ def data(ctx: StageContext) -> ControlResult:
                          {"data": {"findings": list(result.findings), "scanned": True}})  # fmt: skip
 
 
+def poisoning(ctx: StageContext) -> ControlResult:
+    """Poisoning checks on `path:` (default the stage's first output) with `label:`; `checks:`
+    picks among label, cluster, duplicate, balance, trigger; `reference:` a trusted table. How
+    much is too much is the stage policy's call (e.g. the share of rows with label issues)."""
+    from secmlops.findings import Location
+    from secmlops.scan.data.poisoning import CHECKS, scan_poisoning
+    from secmlops.scan.data.tables import read_table
+
+    if "label" not in ctx.options:
+        raise ConfigError(f"stage {ctx.stage.name}: the poisoning control needs label: COLUMN")
+    path = ctx.path(str(ctx.options["path"])) if "path" in ctx.options else ctx.outputs[0]
+    reference = ctx.options.get("reference")
+    findings = scan_poisoning(
+        read_table(path), label=str(ctx.options["label"]),
+        reference=read_table(ctx.path(str(reference))) if reference else None,
+        location=Location(path=str(path.relative_to(ctx.root))),
+        checks=tuple(ctx.options.get("checks", CHECKS)),
+    )  # fmt: skip
+    found = tuple(f.to_dict() for f in findings)
+    return ControlResult(found, facts={"data": {"findings": list(found), "scanned": True}})
+
+
 def secrets(ctx: StageContext) -> ControlResult:
     """Leaked credentials in the pipeline's code and files (`path:`, default the pipeline folder;
     the secmlops home folder and the pipeline's own signing key are left out)."""
@@ -147,6 +169,7 @@ def secrets(ctx: StageContext) -> ControlResult:
 
 CONTROLS: Mapping[str, Control] = {
     "data": data,
+    "poisoning": poisoning,
     "secrets": secrets,
     "bom": bom,
     "deps": deps,

@@ -188,10 +188,24 @@ def run_pipeline(
         if missing:
             raise ConfigError(f"stage {stage.name}: input {missing[0]} does not exist")
         func, code = _entry(root, stage.run) if stage.run else (None, "")
+        # What earlier stages established (findings, metrics…) is an input too: a new
+        # vulnerability found upstream must reach the register gate even if the model is unchanged.
+        upstream = hashlib.sha256(
+            json.dumps(
+                {k: v for k, v in accumulated.items() if k != "lineage"},
+                sort_keys=True,
+                default=str,
+            ).encode()
+        ).hexdigest()
         inputs = {p: tree_digest(root / p) for p in stage.inputs}
         record_path = _record_path(home, spec, stage.name)
         previous = _read_record(record_path)
-        if not force and previous and _unchanged(previous, root, stage, inputs, code):
+        if (
+            not force
+            and previous
+            and previous.get("upstream") == upstream
+            and _unchanged(previous, root, stage, inputs, code)
+        ):
             _merge_facts(accumulated, previous.get("facts", {}))
             accumulated["lineage"] += previous.get("lineage", [])
             outcome = StageOutcome(stage.name, True, time.perf_counter() - started,
@@ -219,8 +233,11 @@ def run_pipeline(
             try:
                 result = controls[control.control](ctx)
             except GateDenied as exc:
-                outcomes.append(StageOutcome(stage.name, False, time.perf_counter() - started,
-                                             tuple(findings), exc.decision))  # fmt: skip
+                denied = StageOutcome(stage.name, False, time.perf_counter() - started,
+                                      tuple(findings), exc.decision)  # fmt: skip
+                outcomes.append(denied)
+                if on_stage:
+                    on_stage(denied)
                 raise PipelineDenied(stage.name, exc.decision, outcomes) from exc
             findings += result.findings
             errors += result.errors
@@ -258,7 +275,7 @@ def run_pipeline(
         if not decision.allow:
             record_path.unlink(missing_ok=True)
             raise PipelineDenied(stage.name, decision, outcomes)
-        _write_json(record_path, {"inputs": inputs, "outputs": outputs, "code": code,
+        _write_json(record_path, {"inputs": inputs, "outputs": outputs, "code": code, "upstream": upstream,
                                   "params": stage.params, "facts": stage_facts, "lineage": lineage,
                                   "attestation": attestation})  # fmt: skip
     return outcomes, accumulated

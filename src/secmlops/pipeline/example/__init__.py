@@ -3,4 +3,3 @@
 from pathlib import Path
 
 EXAMPLE_DIR = Path(__file__).parent
-EXAMPLE_FILES = ("pipeline.yaml", "fraud_pipeline.py")

@@ -42,3 +42,16 @@ warn contains v if {
 }
 
 allow if count(deny) == 0
+
+# Label issues are found in every real data set (noise); a share above the bound is poisoning.
+deny contains v if {
+	some f in object.get(input, "findings", [])
+	f.rule_id == "DATA-POISON-LABEL"
+	f.evidence.share > cfg.poisoning.max_label_issue_share
+	v := {
+		"rule_id": "POLICY-POISONED-DATA",
+		"severity": "high",
+		"msg": sprintf("stage %s: %v of rows look mislabelled (bound %v): %s", [input.stage, f.evidence.share, cfg.poisoning.max_label_issue_share, f.message]),
+		"controls": ["NIST-AI-RMF:MEASURE-2.7", "ISO42001:A.7.4"],
+	}
+}

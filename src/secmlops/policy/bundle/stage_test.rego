@@ -16,3 +16,9 @@ test_medium_finding_warns if {
 }
 
 test_incomplete_check_stops_the_stage if not stage.allow with input as {"stage": "ingest", "errors": [{"message": "truncated parquet"}]}
+
+label_issues(share) := {"rule_id": "DATA-POISON-LABEL", "severity": "medium", "message": "m", "controls": [], "evidence": {"share": share}}
+
+test_natural_label_noise_passes if stage.allow with input as {"stage": "prepare", "findings": [label_issues(0.014)]}
+
+test_flipped_labels_stop_the_stage if not stage.allow with input as {"stage": "prepare", "findings": [label_issues(0.059)]}
