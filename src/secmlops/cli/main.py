@@ -177,11 +177,14 @@ def _run_layer(
     from secmlops.scan.data.engine import DataScanSettings, scan_data
     from secmlops.scan.data.tables import TABLE_SUFFIXES, table_files
 
-    # A repository without data files has nothing for this layer (not an error); files that look
-    # like tables but cannot be read still are.
+    # In a repository, only unambiguous table files are data (requirements.txt and package.json
+    # are not); without any, this layer has nothing to check (not an error). Files that look like
+    # tables but cannot be read still are errors.
+    strict = TABLE_SUFFIXES - {".txt", ".json"}
     with_tables = [
-        t for t in targets
-        if (t.is_dir() and table_files(t)) or (t.is_file() and t.suffix.lower() in TABLE_SUFFIXES)
+        f for t in targets
+        for f in (table_files(t) if t.is_dir() else [t] if t.is_file() else [])
+        if f.suffix.lower() in strict
     ]  # fmt: skip
     if not with_tables:
         return Report(kind="data")
