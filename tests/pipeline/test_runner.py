@@ -80,6 +80,12 @@ def test_runs_attests_and_skips_unchanged_stages(tmp_path: Path) -> None:
     assert statement.subjects[0].digest["sha256"] == tree_digest(root / "out/b.txt")
     assert statement.predicate["inputs"][0]["digest"]["sha256"] == tree_digest(root / "out/a.txt")
 
+    from secmlops.store.audit import verify_log
+    from secmlops.store.db import open_database
+
+    log = verify_log(open_database(f"sqlite:///{root / '.secmlops' / 'secmlops.db'}"))
+    assert log.ok and log.records == 2  # each stage's gate decision is in the audit chain
+
     again, facts2 = _run(root, key)
     assert [o.skipped for o in again] == [True, True]
     assert facts2["metrics"] == {"n": 1}  # facts of skipped stages are restored

@@ -32,7 +32,9 @@ from secmlops.evidence.signing import DEFAULT_SIGNATURE_NAME
 from secmlops.pipeline.spec import PipelineSpec, StageSpec
 from secmlops.policy.decision import Decision
 from secmlops.policy.gate import evaluate_gate
+from secmlops.store import audit
 from secmlops.store.artifacts import LocalStore
+from secmlops.store.db import open_database, transaction
 from secmlops.store.registry import GateDenied
 
 STAGE_PREDICATE = "https://secmlops.dev/attestation/stage/v1"
@@ -178,6 +180,8 @@ def run_pipeline(
                 )
     key = load_private_key(key_path, passphrase)
     store = LocalStore(home / "store")
+    home.mkdir(parents=True, exist_ok=True)
+    audit_db = open_database(f"sqlite:///{home / 'secmlops.db'}")
     accumulated: dict[str, Any] = {"findings": [], "data": {"findings": []}, "lineage": [],
                                    **dict(facts or {})}  # fmt: skip
     outcomes: list[StageOutcome] = []
@@ -267,6 +271,10 @@ def run_pipeline(
         attestation = store.put_bytes(envelope)
         lineage.append(["attestation", f"sha256:{attestation}", {"stage": stage.name}])
         accumulated["lineage"] += lineage
+        with transaction(audit_db) as session:
+            audit.append(session, "pipeline", "stage-gate", f"{spec.name}/{stage.name}",
+                         {"decision": decision.to_dict(), "attestation": attestation,
+                          "outputs": outputs})  # fmt: skip
         outcome = StageOutcome(stage.name, False, time.perf_counter() - started, tuple(findings),
                                decision, attestation)  # fmt: skip
         outcomes.append(outcome)
