@@ -144,9 +144,20 @@ class Allowlist:
     dangerous_prefixes: list[tuple[str, Danger]] = field(default_factory=list)
     native: tuple[str, ...] = ()  # names the loader resolves itself, never through Python
     _prefix_index: dict[str, list[tuple[str, Danger]]] | None = None
+    # Verdicts already reached (the same few globals recur in every file of a model folder).
+    _verdicts: dict[tuple[str, Use], Verdict] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def judge(self, name: str, use: Use) -> Verdict:
         """Dangerous first (also on every suffix that starts at a segment), then allowed, else not."""
+        key = (name, use)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = self._judge(name, use)
+        return verdict
+
+    def _judge(self, name: str, use: Use) -> Verdict:
         for prefix in self.native:
             if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
                 return Verdict(True, matched=f"{prefix} (resolved natively by the loader)")

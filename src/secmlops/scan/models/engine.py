@@ -27,6 +27,7 @@ TAIL_SIZE = (
     66 * 1024
 )  # a zip end-of-central-directory record may sit 64 KiB + 22 bytes from the end
 SPOOL_IN_MEMORY = 16 * 2**20
+CHILD_IN_MEMORY = 1 * 2**20  # extracted members up to this size are kept as bytes
 
 # Extensions that frameworks load: a file so named that no scanner recognises is suspicious.
 MODEL_SUFFIXES = frozenset(
@@ -230,6 +231,12 @@ class ScanContext:
             return Blob.from_bytes(data, location, parent.depth + 1, name)
         data.seek(0, os.SEEK_END)
         size = data.tell()
+        if size <= CHILD_IN_MEMORY:
+            # Small members (most of them) stay in memory: no temporary file to create and read.
+            data.seek(0)
+            content = data.read()
+            data.close()
+            return Blob.from_bytes(content, location, parent.depth + 1, name)
         fd, tmp = tempfile.mkstemp(dir=self.workdir)
         with os.fdopen(fd, "wb") as out:
             data.seek(0)

@@ -455,27 +455,43 @@ class _Machine:
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> None:
-        r = self.r
+        if isinstance(self.r, _MemReader):
+            self._run_memory(self.r)
+        else:
+            self._run_stream(self.r)
+
+    def _after_op(self, offset: int, end: int) -> None:
+        """Frame bookkeeping once an opcode and its argument have been read (ends at `end`)."""
+        frame_end = self.frame_end
+        if frame_end is not None:
+            if end > frame_end:
+                if offset < frame_end:
+                    self.differential(offset, "opcode crosses a frame boundary")
+                self.frame_end = None
+            elif end == frame_end:
+                self.frame_end = None
+
+    def _call(self, handler: Any, offset: int, first: bool) -> bool:
+        """Run one opcode's handler; a break on the very first opcode means "not a pickle"."""
+        try:
+            return bool(handler(self, offset))
+        except PickleBreak:
+            if first:
+                self.res.first_opcode_failed = True
+            raise
+
+    def _run_stream(self, r: _Reader) -> None:
+        """The generic loop: one handler call per opcode (pickles too large to hold in memory)."""
         res = self.res
         handlers = _HANDLER_TABLE
         max_ops = self.max_ops
-        in_memory = isinstance(r, _MemReader)
-        data = r.data if isinstance(r, _MemReader) else b""
         ops = 0
         try:
             while True:
-                if in_memory:  # the common case, without a method call per opcode
-                    i = r.i  # type: ignore[union-attr]
-                    offset = r.base + i  # type: ignore[union-attr]
-                    if i >= len(data):
-                        raise PickleBreak("pickle data was truncated (no STOP)")
-                    op = data[i]
-                    r.i = i + 1  # type: ignore[union-attr]
-                else:
-                    offset = r.pos()
-                    op = r.next_op()
-                    if op < 0:
-                        raise PickleBreak("pickle data was truncated (no STOP)")
+                offset = r.pos()
+                op = r.next_op()
+                if op < 0:
+                    raise PickleBreak("pickle data was truncated (no STOP)")
                 handler = handlers[op]
                 if handler is None:
                     if ops == 0:
@@ -486,20 +502,9 @@ class _Machine:
                     raise _LimitReached(f"opcode budget of {max_ops} reached")
                 if not ops & 0xFFFF and len(self.stack) > MAX_STACK:
                     raise PickleBreak("stack limit reached")
-                try:
-                    done = handler(self, offset)
-                except PickleBreak:
-                    if ops == 1:
-                        res.first_opcode_failed = True
-                    raise
+                done = self._call(handler, offset, ops == 1)
                 if self.frame_end is not None:
-                    end = r.base + r.i if in_memory else r.pos()  # type: ignore[union-attr]
-                    if end > self.frame_end:
-                        if offset < self.frame_end:
-                            self.differential(offset, "opcode crosses a frame boundary")
-                        self.frame_end = None
-                    elif end == self.frame_end:
-                        self.frame_end = None
+                    self._after_op(offset, r.pos())
                 if self.pending_array is not None:
                     wrapper, self.pending_array = self.pending_array, None
                     _joblib_array(self, wrapper)
@@ -508,6 +513,156 @@ class _Machine:
                     return
         finally:
             res.opcodes += ops
+
+    def _run_memory(self, r: _MemReader) -> None:
+        """The same loop over bytes in memory, with the data-only opcodes that dominate real
+        files (memo, numbers, short strings, tuples) handled inline.
+
+        An inline case only handles the well-formed form of its opcode; anything unusual (a
+        short read, an empty stack, a missing memo key) goes to the opcode's handler, so errors
+        and their messages are exactly the handler's. `i` is the read position; `r.i` is
+        brought up to date before any handler runs and read back after it. `flim` is the
+        current frame's end as an index into `data` (the frame check runs only at or past it).
+        """
+        res = self.res
+        handlers = _HANDLER_TABLE
+        max_ops = self.max_ops
+        data = r.data
+        n = len(data)
+        base = r.base
+        memo = self.memo
+        metastack = self.metastack
+        stack = self.stack
+        unpack_from = struct.unpack_from
+        no_frame = n + 1  # past any position `i` can reach
+        flim = no_frame if self.frame_end is None else self.frame_end - base
+        i = r.i
+        ops = 0
+        try:
+            while True:
+                if i >= n:
+                    r.i = i
+                    raise PickleBreak("pickle data was truncated (no STOP)")
+                op = data[i]
+                offset = base + i
+                i += 1
+                ops += 1
+                if ops > max_ops or not ops & 0xFFFF:
+                    r.i = i
+                    if handlers[op] is not None:
+                        if ops > max_ops:
+                            raise _LimitReached(f"opcode budget of {max_ops} reached")
+                        if len(stack) > MAX_STACK:
+                            raise PickleBreak("stack limit reached")
+                    fast = False
+                else:
+                    fast = True
+                if not fast:
+                    pass
+                elif op == 0x94 and stack:  # MEMOIZE
+                    memo[len(memo)] = stack[-1]
+                elif op == 0x47 and i + 8 <= n:  # BINFLOAT
+                    stack.append(unpack_from(">d", data, i)[0])
+                    i += 8
+                elif op == 0x71 and i < n and stack:  # BINPUT
+                    memo[data[i]] = stack[-1]
+                    i += 1
+                elif op == 0x8C and i < n and i + 1 + data[i] <= n:  # SHORT_BINUNICODE
+                    j = i + 1 + data[i]
+                    try:
+                        stack.append(data[i + 1 : j].decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        _bad_utf8(self, r, j, ops)
+                    i = j
+                elif op == 0x4B and i < n:  # BININT1
+                    stack.append(data[i])
+                    i += 1
+                elif op == 0x28:  # MARK
+                    metastack.append(stack)
+                    stack = self.stack = []
+                elif op == 0x68 and i < n and data[i] in memo:  # BINGET
+                    stack.append(memo[data[i]])
+                    i += 1
+                elif op in _INLINE_CONSTANTS:  # NONE, NEWTRUE, NEWFALSE, EMPTY_TUPLE
+                    stack.append(_INLINE_CONSTANTS[op])
+                elif op in _INLINE_TUPLES and len(stack) >= _INLINE_TUPLES[op]:  # TUPLE1-3
+                    k = _INLINE_TUPLES[op]
+                    items = tuple(stack[-k:])
+                    del stack[-k:]
+                    stack.append(items)
+                elif (  # BINUNICODE, inline size and complete
+                    op == 0x58
+                    and i + 4 <= n
+                    and (j := i + 4 + unpack_from("<I", data, i)[0]) - i - 4 <= MAX_INLINE_BYTES
+                    and j <= n
+                ):
+                    try:
+                        stack.append(data[i + 4 : j].decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        _bad_utf8(self, r, j, ops)
+                    i = j
+                elif op == 0x4A and i + 4 <= n:  # BININT
+                    stack.append(unpack_from("<i", data, i)[0])
+                    i += 4
+                elif op == 0x4D and i + 2 <= n:  # BININT2
+                    stack.append(unpack_from("<H", data, i)[0])
+                    i += 2
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append(ListV())
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(DictV())
+                elif op == 0x74 and metastack:  # TUPLE
+                    items = tuple(stack)
+                    stack = self.stack = metastack.pop()
+                    stack.append(items)
+                elif op == 0x43 and i < n and i + 1 + data[i] <= n:  # SHORT_BINBYTES
+                    j = i + 1 + data[i]
+                    stack.append(data[i + 1 : j])
+                    i = j
+                else:
+                    fast = False
+                if fast:
+                    if i >= flim:
+                        self._after_op(offset, base + i)
+                        flim = no_frame if self.frame_end is None else self.frame_end - base
+                    continue
+                # Everything else (and the unusual forms above): the opcode's handler.
+                handler = handlers[op]
+                r.i = i
+                if handler is None:
+                    ops -= 1
+                    if ops == 0:
+                        res.first_opcode_failed = True
+                    raise PickleBreak(f"invalid load key {bytes([op])!r}")
+                done = self._call(handler, offset, ops == 1)
+                i = r.i
+                stack = self.stack
+                if self.frame_end is not None:
+                    self._after_op(offset, base + i)
+                flim = no_frame if self.frame_end is None else self.frame_end - base
+                if self.pending_array is not None:
+                    wrapper, self.pending_array = self.pending_array, None
+                    _joblib_array(self, wrapper)
+                    i = r.i
+                    stack = self.stack
+                if done:
+                    res.stopped = True
+                    return
+        finally:
+            res.opcodes += ops
+
+
+def _bad_utf8(m: _Machine, r: _MemReader, end: int, ops: int) -> None:
+    """What `_unicode_n` does on undecodable bytes (raised from `_Machine._run_memory`)."""
+    r.i = end
+    if ops == 1:
+        m.res.first_opcode_failed = True
+    raise PickleBreak("invalid UTF-8 in unicode argument") from None
+
+
+# Opcodes `_Machine._run_memory` runs inline: constants pushed as they are, TUPLE1-3 sizes.
+_INLINE_CONSTANTS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
+_INLINE_TUPLES = {0x85: 1, 0x86: 2, 0x87: 3}
 
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
@@ -1041,8 +1196,27 @@ def op_setitems(m: _Machine, offset: int) -> bool:
     items = m.pop_mark()
     if len(items) % 2:
         raise PickleBreak("odd number of items for SETITEMS")
+    target = m.top()
+    if type(target) is DictV:
+        # The common case (a dict being filled), without a pair list and a call per item.
+        scalars = _SCALARS
+        use = m.use
+        kept = target.items
+        for i in range(0, len(items), 2):
+            key = items[i]
+            value = items[i + 1]
+            if type(key) not in scalars:
+                use(key, Use.REF)
+            elif type(key) is str and key.startswith("__") and key.endswith("__"):
+                target.dunder.append(key)
+            if type(value) not in scalars:
+                use(value, Use.REF)
+            if len(kept) < MAX_KEPT_ITEMS:
+                kept.append((key, value))
+        target.count += len(items) // 2
+        return False
     pairs = [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
-    _setitems(m, m.top(), pairs, offset, "SETITEMS")
+    _setitems(m, target, pairs, offset, "SETITEMS")
     return False
 
 

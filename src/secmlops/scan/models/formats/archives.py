@@ -22,6 +22,7 @@ from secmlops.errors import ScanError
 from secmlops.findings import Location
 from secmlops.scan.models import rules
 from secmlops.scan.models.engine import Blob, ScanContext, SliceFile, slice_blob
+from secmlops.scan.models.formats.torch import ZIP_INFOS
 from secmlops.scan.models.formats.torch_legacy import LEGACY_LAYOUTS, scan_legacy_member
 
 CHUNK = 1 << 20
@@ -143,13 +144,14 @@ class ZipScanner:
 
     def scan(self, blob: Blob, ctx: ScanContext) -> None:
         with blob.open() as f:
-            try:
-                zf = zipfile.ZipFile(f)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-                if not blob.head.startswith(b"PK"):
-                    return  # a stray end-of-directory signature inside other data
-                raise ScanError(f"unreadable zip: {exc}") from exc
-            infos = zf.infolist()
+            infos: list[zipfile.ZipInfo] | None = blob.memo.get(ZIP_INFOS)
+            if infos is None:
+                try:
+                    infos = zipfile.ZipFile(f).infolist()
+                except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+                    if not blob.head.startswith(b"PK"):
+                        return  # a stray end-of-directory signature inside other data
+                    raise ScanError(f"unreadable zip: {exc}") from exc
             if len(infos) > ctx.limits.max_members:
                 _bomb(ctx, blob.location, f"{len(infos)} members (limit {ctx.limits.max_members})",
                       {"members": len(infos)})  # fmt: skip

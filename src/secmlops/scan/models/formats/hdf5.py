@@ -14,7 +14,6 @@ a crash, a hang or an error there fails the scan closed instead of taking the sc
 from __future__ import annotations
 
 import json
-import multiprocessing
 from typing import Any
 
 from secmlops.errors import ScanError
@@ -79,6 +78,8 @@ class Hdf5Scanner:
 
 def inspect_isolated(blob: Blob) -> dict[str, Any]:
     """What `inspect` reports, computed in a forked child so library crashes cannot escape."""
+    import multiprocessing  # only when an HDF5 file is opened (a heavy import)
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return inspect(blob)
     mp = multiprocessing.get_context("fork")

@@ -13,6 +13,7 @@ from secmlops.scan.models import rules
 from secmlops.scan.models.engine import Blob, ScanContext
 
 MAX_CODE_BYTES = 8 * 2**20
+ZIP_INFOS = "zip-infolist"  # Blob.memo key: the central directory as zipfile parsed it
 # TorchScript code that reaches files, processes, native libraries or Python itself.
 DANGEROUS_CODE = re.compile(
     r"\b(?:torch\.ops\.load_library|torch\.classes\.load_library|torch\.from_file|"
@@ -40,6 +41,7 @@ class TorchZipScanner:
     def _scan(self, blob: Blob, ctx: ScanContext) -> None:
         with blob.open() as f, zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
+            blob.memo[ZIP_INFOS] = infos  # the generic zip scanner reuses the parsed directory
             if not infos:
                 return
             # PyTorchStreamReader takes the archive name from the first record.
