@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 
 from secmlops.evidence.keys import generate_private_key, write_key_pair
 from secmlops.evidence.signing import KeySigner, PublicKeyTrust, sign_model
-from secmlops.pipeline.example.fraud_pipeline import _write_safetensors
+from secmlops.pipeline.example.project.fraud_pipeline import _write_safetensors
 from secmlops.policy import evaluate_gate
 from secmlops.serve.tokens import issue_token, load_signing_key
 from secmlops.store.artifacts import LocalStore
@@ -31,9 +32,9 @@ FEATURES = ["amount", "hour", "risk"]
 
 
 class Upstream(BaseHTTPRequestHandler):
-    received: list[dict] = []  # type: ignore[type-arg]
+    received: ClassVar[list[dict]] = []  # type: ignore[type-arg]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Upstream.received.append(body)
         answer = {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {
@@ -95,15 +96,11 @@ def build_registry(root: Path) -> Path:
     return signing
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    root = tmp_path_factory.mktemp("gateway")
-    (root / "home").mkdir()
-    signing = build_registry(root)
-    token_key = root / "token.pem"
-    write_key_pair(generate_private_key("ed25519"), token_key)
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+def write_gateway(root: Path, **overrides: object) -> Path:
+    """A registry with the signed `fraud` model, a token key and gateway.yaml under `root`."""
+    (root / "home").mkdir(parents=True)
+    build_registry(root)
+    write_key_pair(generate_private_key("ed25519"), root / "token.pem")
     config = {
         "issuer": ISSUER, "audience": AUDIENCE, "token_keys": ["token.pem.pub"], "max_token_ttl": 900,
         "home": "home", "trust_key": "signing.pem.pub",
@@ -111,30 +108,42 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                    {"name": "ghost", "ref": "production", "tenants": ["bank-a"]}],
         "limits": {"requests": "40/minute", "tenant_requests": "1000/minute", "tokens": "5000/day"},
         "max_body_bytes": 8192,
-        "chat": {"upstream_url": f"http://127.0.0.1:{upstream.server_address[1]}", "tenants": ["bank-a"],
-                 "max_tokens": 256},
+        **overrides,
     }  # fmt: skip
     (root / "gateway.yaml").write_text(json.dumps(config))
-    port = free_port()
+    return root / "gateway.yaml"
+
+
+def start_gateway(config: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]
+    """`python -m secmlops serve` on loopback; returns once /healthz answers."""
+    port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "secmlops", "serve", "--config", str(root / "gateway.yaml"), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "secmlops", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                break
+                return proc, url
         except httpx.HTTPError:
             time.sleep(0.3)
         if proc.poll() is not None:
             raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "gateway exited")
-    else:
-        proc.kill()
-        raise RuntimeError("gateway did not start")
-    del signing
-    yield Env(url, root, token_key, proc)
+    proc.kill()
+    raise RuntimeError("gateway did not start")
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("gateway")
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    config = write_gateway(root, chat={"upstream_url": f"http://127.0.0.1:{upstream.server_address[1]}",
+                                       "tenants": ["bank-a"], "max_tokens": 256})  # fmt: skip
+    proc, url = start_gateway(config)
+    yield Env(url, root, root / "token.pem", proc)
     proc.terminate()
     proc.wait(timeout=30)
     upstream.shutdown()

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,10 +27,12 @@ from prometheus_client import (
 )
 from starlette.concurrency import run_in_threadpool
 
-from secmlops.errors import GatewayError
+from secmlops.errors import GatewayError, StoreError
+from secmlops.serve.audit_writer import AuditWriter
+from secmlops.serve.breaker import CircuitBreaker
 from secmlops.serve.config import GatewayConfig
 from secmlops.serve.extraction import ExtractionMonitor
-from secmlops.serve.limits_guard import Exceeded, Limiter, LimitSettings
+from secmlops.serve.limits_guard import Exceeded, Limiter, LimitSettings, LimitStoreUnavailable
 from secmlops.serve.models import LoadResult, ModelEntry, TabularModel, load_models
 from secmlops.serve.shields import (
     ChatLimits,
@@ -47,15 +49,57 @@ ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Refused by a shield (e.g. prompt injection)"},
-    401: {"description": "Missing, invalid or expired bearer token"},
-    403: {"description": "The token lacks the scope for this model or route"},
-    404: {"description": "No such model for this tenant"},
-    413: {"description": "Request body too large"},
-    422: {"description": "Input does not match the model's schema or a parameter is refused"},
-    429: {"description": "Rate limit or budget reached (see Retry-After)"},
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["detail"],
+            "properties": {"detail": {}, "score": {"type": "number"}},
+        }
+    }
 }
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": _ERROR_BODY}
+    for code, text in {
+        400: "Refused by a shield (e.g. prompt injection)",
+        401: "Missing, invalid or expired bearer token",
+        403: "The token lacks the scope for this model or route",
+        404: "No such model for this tenant",
+        413: "Request body too large",
+        422: "Input does not match the model's schema or a parameter is refused",
+        429: "Rate limit or budget reached (see Retry-After)",
+        502: "The upstream chat model failed or answered with a server error",
+        503: "The audit record could not be committed; nothing was answered",
+    }.items()
+}  # fmt: skip
+
+# Request bodies are read by the routes themselves (validation errors are 422 with one clear
+# message); these schemas document them for clients and drive the schemathesis tests.
+_NUMBER_ROW = {"type": "array", "items": {"type": "number"}}
+_NAMED_ROW = {"type": "object", "additionalProperties": {"type": "number"}}
+PREDICT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["instances"], "additionalProperties": False,
+               "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": 256,
+                                            "items": {"anyOf": [_NUMBER_ROW, _NAMED_ROW]}}}}}}}}  # fmt: skip
+
+
+def chat_body(limits: ChatLimits) -> dict[str, Any]:
+    """The chat request schema with this gateway's caps, exactly what `check_chat_parameters`
+    enforces (the total of `limits.max_chars` over all messages cannot be stated in it)."""
+    count = {"type": ["integer", "null"], "minimum": 1, "maximum": limits.max_tokens}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["messages"], "properties": {
+            "model": {"type": ["string", "null"]},
+            "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": {
+                "type": "object", "required": ["role"], "properties": {
+                    "role": {"enum": ["system", "user", "assistant", "tool"]},
+                    "content": {"type": "string"}}}},
+            "max_tokens": count,
+            "max_completion_tokens": count,
+            "logprobs": {"type": ["boolean", "null"]} if limits.max_top_logprobs else {"enum": [False, None]},
+            "top_logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": limits.max_top_logprobs},
+            "logit_bias": {"type": ["object", "null"], "maxProperties": 0},
+            "stream": {"enum": [False, None]}}}}}}}  # fmt: skip
 
 
 def _sha256(data: Any) -> str:
@@ -109,10 +153,12 @@ class Gateway:
         self.registry = Registry(LocalStore(config.home / "store"), self.engine,
                                  verifier=signature_verifier(PublicKeyTrust(config.trust_key)),
                                  gate=evaluate_gate)  # fmt: skip
+        self.audit_writer = AuditWriter(self.engine)
         self.models = LoadResult()
         self.extraction = ExtractionMonitor(prada_threshold=config.extraction.prada_threshold,
                                             block=config.extraction.action == "block")  # fmt: skip
         self.chat_limits = ChatLimits(config.chat.max_tokens, config.chat.max_top_logprobs)
+        self.breaker = CircuitBreaker(config.chat.breaker_failures, config.chat.breaker_cooldown)
         self.redact = make_redactor() if config.chat.redact_output else None
         self.metrics = CollectorRegistry()
         self.requests = Counter("secmlops_gateway_requests", "Requests by route and status",
@@ -124,11 +170,18 @@ class Gateway:
         self.loaded = Gauge(
             "secmlops_gateway_models_loaded", "Models being served", registry=self.metrics
         )
+        writer = self.audit_writer
+        Gauge("secmlops_gateway_audit_commits", "Audit transactions committed (group commit)",
+              registry=self.metrics).set_function(lambda: writer.batches)  # fmt: skip
+        Gauge("secmlops_gateway_audit_records", "Audit records committed",
+              registry=self.metrics).set_function(lambda: writer.records)  # fmt: skip
 
     def load(self) -> None:
         entries = [ModelEntry(m.name, m.ref, tuple(m.tenants)) for m in self.config.models]
         self.models = load_models(self.registry, entries)
         self.loaded.set(len(self.models.loaded))
+        for model in self.models.loaded.values():
+            self.extraction.threshold(len(model.features))  # calibrate now, not on a request
         for name, model in self.models.loaded.items():
             self.audit_sync(
                 "gateway", "model-load", name, {"version": model.version, "status": "loaded"}
@@ -137,14 +190,11 @@ class Gateway:
             self.audit_sync("gateway", "model-refused", name, {"reason": reason})
 
     def audit_sync(self, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
-        from secmlops.store import audit
-        from secmlops.store.db import transaction
-
-        with transaction(self.engine) as session:
-            audit.append(session, actor, action, subject, payload)
+        self.audit_writer.write_sync(actor, action, subject, payload)
 
     async def audit(self, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
-        await run_in_threadpool(self.audit_sync, actor, action, subject, payload)
+        """Returns once the record is committed (group commit with concurrent requests)."""
+        await self.audit_writer.write(actor, action, subject, payload)
 
 
 def create_app(config: GatewayConfig) -> FastAPI:
@@ -154,6 +204,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(gw.load)
         yield
+        gw.audit_writer.close()
 
     app = FastAPI(title="secmlops gateway", version="1", lifespan=lifespan)
     app.state.gateway = gw
@@ -162,6 +213,15 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def _unauthorized(request: Request, exc: TokenRejected) -> JSONResponse:
         await gw.audit("anonymous", "authn-refused", request.url.path, {"reason": exc.message})
         return JSONResponse({"detail": exc.message}, 401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(StoreError)
+    async def _unaudited(_request: Request, exc: StoreError) -> JSONResponse:
+        # Fail closed: a request whose audit record cannot be committed gets no answer.
+        return JSONResponse({"detail": "audit log unavailable"}, 503)
+
+    @app.exception_handler(LimitStoreUnavailable)
+    async def _unlimited(_request: Request, exc: LimitStoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exceeded)
     async def _limited(_request: Request, exc: Exceeded) -> JSONResponse:
@@ -189,7 +249,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise HTTPException(403, f"token lacks scope model:{name}:predict")
         return model
 
-    @app.post("/v1/models/{name}/predict", responses=ERRORS)
+    @app.post("/v1/models/{name}/predict", responses=ERRORS, openapi_extra=PREDICT_BODY)
     async def predict(
         name: str, request: Request, who: Identity = Depends(identity)
     ) -> dict[str, Any]:
@@ -233,6 +293,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
             gw.requests.labels("predict", "429").inc()
             await gw.audit(actor, "limit", name, {"status": 429})
             raise
+        except LimitStoreUnavailable:
+            gw.requests.labels("predict", "503").inc()
+            await gw.audit(actor, "limit-store-unavailable", name, {"status": 503})
+            raise
         except GatewayError as exc:
             gw.requests.labels("predict", "422").inc()
             await gw.audit(actor, "predict-invalid", name, {"status": 422, "reason": exc.message})
@@ -240,7 +304,13 @@ def create_app(config: GatewayConfig) -> FastAPI:
         finally:
             gw.latency.labels("predict").observe(time.perf_counter() - started)
 
-    @app.post("/v1/chat/completions", responses=ERRORS)
+    async def trip(ok: bool) -> None:
+        if gw.breaker.record(ok):
+            gw.shield.labels("circuit-breaker", "open").inc()
+            await gw.audit("gateway", "circuit-open", "chat",
+                           {"consecutive_failures": gw.breaker.consecutive, "cooldown": gw.breaker.cooldown})  # fmt: skip
+
+    @app.post("/v1/chat/completions", responses=ERRORS, openapi_extra=chat_body(gw.chat_limits))
     async def chat(request: Request, who: Identity = Depends(identity)) -> JSONResponse:
         import httpx
 
@@ -255,12 +325,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise GatewayError("body is not JSON") from exc
         if not isinstance(body, dict):
             raise GatewayError("body must be a JSON object")
-        if body.get("stream"):
-            raise GatewayError("streaming is not supported by this gateway")
         check_chat_parameters(body, gw.chat_limits)
         await gw.limiter.check_request(who.tenant, who.subject, "chat")
         texts = [m.get("content", "") for m in body["messages"]]
-        budget = sum(len(t) for t in texts) // 4 + int(body.get("max_tokens") or 256)
+        budget = sum(len(t) for t in texts) // 4 + int(
+            body.get("max_tokens") or body.get("max_completion_tokens") or 256
+        )
         await gw.limiter.check_tokens(who.tenant, who.subject, budget)
         worst = max((score_injection(t, flag_at=config.chat.injection.flag_at,
                                      block_at=config.chat.injection.block_at) for t in texts),
@@ -280,6 +350,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
         headers = {}
         if config.chat.upstream_api_key_env and os.environ.get(config.chat.upstream_api_key_env):
             headers["Authorization"] = f"Bearer {os.environ[config.chat.upstream_api_key_env]}"
+        if not gw.breaker.allow():
+            gw.requests.labels("chat", "503").inc()
+            await gw.audit(actor, "circuit-open-refused", "chat", {"prompt_sha256": prompt_hash})
+            return JSONResponse({"detail": "upstream model circuit open"}, 503,
+                                headers={"Retry-After": str(gw.breaker.retry_after())})  # fmt: skip
         try:
             async with httpx.AsyncClient(timeout=config.chat.timeout) as client:
                 upstream = await client.post(config.chat.upstream_url.rstrip("/") + "/v1/chat/completions",
@@ -288,7 +363,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         except (httpx.HTTPError, ValueError) as exc:
             gw.requests.labels("chat", "502").inc()
             await gw.audit(actor, "upstream-error", "chat", {"error": type(exc).__name__})
+            await trip(ok=False)
             return JSONResponse({"detail": "upstream model unavailable"}, 502)
+        await trip(ok=upstream.status_code < 500)
         redacted: list[str] = []
         if gw.redact is not None and isinstance(answer, dict):
             for choice in answer.get("choices", []):
@@ -321,7 +398,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "models": len(gw.models.loaded)}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})  # fmt: skip
     async def metrics() -> Response:
         return Response(generate_latest(gw.metrics), media_type=CONTENT_TYPE_LATEST)
 

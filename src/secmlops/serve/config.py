@@ -40,6 +40,8 @@ class ChatConfig(_Strict):
     max_tokens: int = Field(default=1024, ge=1)
     max_top_logprobs: int = Field(default=0, ge=0, le=20)
     redact_output: bool = True
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
 
 

@@ -33,6 +33,10 @@ class Exceeded(GatewayError):
         self.retry_after = retry_after
 
 
+class LimitStoreUnavailable(GatewayError):
+    """The shared limit store cannot be reached (the gateway answers 503 rather than unlimited)."""
+
+
 def _item(text: str) -> RateLimitItem:
     try:
         return parse(text)
@@ -42,11 +46,22 @@ def _item(text: str) -> RateLimitItem:
 
 class Limiter:
     def __init__(self, settings: LimitSettings) -> None:
+        url = settings.storage_url.removeprefix("async+")
+        options: dict[str, float | str | bool] = {}
+        if url.startswith(("redis://", "rediss://", "redis+unix://")):
+            # redis-py (the `redis` package) rather than the default coredis; short timeouts so
+            # an unreachable store fails a request fast (503) instead of hanging it.
+            options = {
+                "implementation": "redispy",
+                "socket_connect_timeout": 2,
+                "socket_timeout": 2,
+            }
         try:
             made = (
-                MemoryStorage() if settings.storage_url == "memory://"
-                else storage_from_string("async+" + settings.storage_url.removeprefix("async+"))
-            )  # fmt: skip
+                MemoryStorage()
+                if url == "memory://"
+                else storage_from_string("async+" + url, **options)
+            )
         except Exception as exc:  # the limits library raises several types for bad URLs
             raise GatewayError(f"cannot use limit storage {settings.storage_url}: {exc}") from exc
         if not isinstance(made, Storage):
@@ -61,8 +76,12 @@ class Limiter:
 
     async def _hit(self, limiter: MovingWindowRateLimiter | FixedWindowRateLimiter,
                    item: RateLimitItem, what: str, keys: tuple[str, ...], cost: int = 1) -> None:  # fmt: skip
-        if not await limiter.hit(item, *keys, cost=cost):
-            stats = await limiter.get_window_stats(item, *keys)
+        try:
+            allowed = await limiter.hit(item, *keys, cost=cost)
+            stats = None if allowed else await limiter.get_window_stats(item, *keys)
+        except Exception as exc:  # redis/network errors of several types: fail closed
+            raise LimitStoreUnavailable(f"limit store unavailable: {type(exc).__name__}") from exc
+        if stats is not None:
             raise Exceeded(what, max(1, int(stats.reset_time - time.time()) + 1))
 
     async def check_request(self, tenant: str, subject: str, model: str) -> None:
