@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from secmlops import __version__
 from secmlops.cli.app import app, scan_app
@@ -216,6 +215,8 @@ def convert(
     out = output or path.with_suffix(".safetensors")
     result = convert_to_safetensors(path, out, max_bytes=int(max_gb * 2**30))
     if not quiet:
+        from rich.console import Console
+
         Console(stderr=True).print(
             f"wrote {out} ({len(result.tensor_names)} tensors, {result.bytes_written} bytes, "
             f"{result.seconds:.2f}s)"
@@ -241,6 +242,8 @@ def demo(
 
         raise typer.Exit(run_demo(keep, choose_format(fmt, None)))
     import tempfile
+
+    from rich.console import Console
 
     from secmlops.errors import UsageError
     from secmlops.pipeline.demo import run_demo as run_pipeline_demo
@@ -301,6 +304,8 @@ def main() -> None:
     try:
         app()  # standalone: usage errors exit 2 with a usage line, Exit carries our codes
     except Error as exc:
+        from rich.console import Console
+
         err = Console(stderr=True, highlight=False)
         err.print(f"[bold red]error:[/] {exc.message}")
         if exc.hint:

@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from secmlops.errors import UsageError
 from secmlops.findings import Report, Severity
@@ -72,6 +70,16 @@ def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[str, int, int], 
     if quiet or not sys.stderr.isatty():
         yield None
         return
+    # rich is imported only when a bar is drawn: machine-readable runs never pay for it.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = Console(stderr=True)
     with Progress(
         TextColumn(f"[bold]{label}"),
