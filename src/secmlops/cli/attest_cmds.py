@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from secmlops.cli.output import (
     emit,
     gate,
     progress_bar,
+    write_output,
 )
 from secmlops.config import load_config
 from secmlops.errors import UsageError
@@ -59,16 +59,7 @@ def _load_key(key: Path, passphrase_env: str | None) -> Any:
 
 
 def _write_text(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_output(text, output)
 
 
 def _sign_and_write(

@@ -46,7 +46,11 @@ def emit(
     reports: Sequence[Report], fmt: str, output: Path | None, *, explain: bool = False
 ) -> None:
     color = output is None and sys.stdout.isatty()
-    text = render(reports, fmt, color=color, explain=explain)
+    write_output(render(reports, fmt, color=color, explain=explain), output)
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """TEXT to stdout, or atomically to OUTPUT (a temporary file renamed over it)."""
     if output is None:
         sys.stdout.write(text)
         return
