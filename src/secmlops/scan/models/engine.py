@@ -385,27 +385,6 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-_WORKER_SETTINGS: ModelScanSettings | None = None
-
-
-def _worker(batch: list[tuple[str, str]]) -> str:
-    """Scan a batch in a forked worker; the result travels back as JSON text, never pickled."""
-    import json
-
-    assert _WORKER_SETTINGS is not None
-    part = Report(kind="models")
-    _scan_files([(Path(p), d) for p, d in batch], _WORKER_SETTINGS, part, None)
-    return json.dumps(
-        {
-            "findings": [f.to_dict() for f in part.findings],
-            "errors": [e.to_dict() for e in part.errors],
-            "scanned": part.files_scanned,
-            "skipped": part.files_skipped,
-            "bytes": part.bytes_scanned,
-        }
-    )
-
-
 def _scan_parallel(
     files: Sequence[tuple[Path, str]],
     settings: ModelScanSettings,
@@ -413,26 +392,13 @@ def _scan_parallel(
     progress: Callable[[str, int, int], None] | None,
     jobs: int,
 ) -> None:
-    import json
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from secmlops.scan.workers import Batch, run_forked
 
-    from secmlops.findings import Finding, ScanFailure
+    def scan_batch(batch: Batch) -> Report:
+        part = Report(kind="models")
+        _scan_files([(Path(p), d) for p, d in batch], settings, part, None)
+        return part
 
-    global _WORKER_SETTINGS
-    _WORKER_SETTINGS = settings  # inherited by the forked workers
     size = max(1, min(64, len(files) // (jobs * 4)))
     batches = [[(str(p), d) for p, d in files[i : i + size]] for i in range(0, len(files), size)]
-    done = 0
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(_worker, batch): batch for batch in batches}
-        for future in as_completed(futures):
-            part = json.loads(future.result())
-            report.findings.extend(Finding.from_dict(f) for f in part["findings"])
-            report.errors.extend(ScanFailure.from_dict(e) for e in part["errors"])
-            report.files_scanned += part["scanned"]
-            report.files_skipped += part["skipped"]
-            report.bytes_scanned += part["bytes"]
-            done += len(futures[future])
-            if progress is not None:
-                progress(futures[future][-1][1], done, len(files))
+    run_forked(batches, scan_batch, report, progress, jobs)

@@ -170,25 +170,6 @@ def _scan_serial(
             progress(display, done, len(files))
 
 
-_WORKER_SETTINGS = SecretScanSettings()
-
-
-def _worker(batch: list[tuple[str, str]]) -> str:
-    """Scan a batch in a forked worker; the result travels back as JSON text, never pickled."""
-    part = Report(kind="secrets")
-    for path, display in batch:
-        scan_file(Path(path), display, _WORKER_SETTINGS, part)
-    return json.dumps(
-        {
-            "findings": [f.to_dict() for f in part.findings],
-            "errors": [e.to_dict() for e in part.errors],
-            "scanned": part.files_scanned,
-            "skipped": part.files_skipped,
-            "bytes": part.bytes_scanned,
-        }
-    )
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -220,24 +201,15 @@ def _scan_parallel(
     progress: Callable[[str, int, int], None] | None,
     jobs: int,
 ) -> None:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from secmlops.scan.workers import Batch, run_forked
 
-    global _WORKER_SETTINGS
-    _WORKER_SETTINGS = settings  # inherited by the forked workers
-    batches = _batches(files, sizes, jobs)
-    done = 0
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(_worker, batch): batch for batch in batches}
-        for future in as_completed(futures):
-            part = json.loads(future.result())
-            report.findings.extend(Finding.from_dict(f) for f in part["findings"])
-            report.errors.extend(ScanFailure.from_dict(e) for e in part["errors"])
-            report.files_scanned += part["scanned"]
-            report.files_skipped += part["skipped"]
-            report.bytes_scanned += part["bytes"]
-            done += len(futures[future])
-            if progress is not None:
-                progress(futures[future][-1][1], done, len(files))
+    def scan_batch(batch: Batch) -> Report:
+        part = Report(kind="secrets")
+        for path, display in batch:
+            scan_file(Path(path), display, settings, part)
+        return part
+
+    run_forked(_batches(files, sizes, jobs), scan_batch, report, progress, jobs)
 
 
 _PARALLEL_MIN_BYTES = 8 * 2**20
