@@ -72,20 +72,12 @@ def scan_models(
     The format is decided from the bytes, never from the file name; pickles are analysed without
     running them; archives are opened recursively within size, ratio and depth limits.
     """
-    from secmlops.scan.models import Limits, ModelScanSettings, scan_paths
-    from secmlops.scan.models.allowlist import load_allowlist
+    from secmlops.scan.models import scan_paths
 
     cfg = load_config(config)
     threshold = Severity.parse(fail_on or cfg.fail_on)
     form = choose_format(fmt, output)
-    m = cfg.models
-    settings = ModelScanSettings(
-        allowlist=load_allowlist().with_user_entries([*m.allow, *allow]),
-        limits=Limits(
-            m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops
-        ),
-        follow_symlinks=follow_symlinks,
-    )
+    settings = _model_settings(cfg, allow, follow_symlinks)
     with progress_bar("scanning", quiet) as progress:
         report = scan_paths(paths, settings, progress, jobs=jobs or (os.cpu_count() or 1))
     emit([report], form, output, explain=explain)
@@ -137,6 +129,21 @@ def scan_all(
     raise typer.Exit(gate(reports, threshold))
 
 
+def _model_settings(cfg: Any, allow: list[str], follow_symlinks: bool) -> Any:
+    """Model-scan settings from the configuration plus command-line allowlist entries."""
+    from secmlops.scan.models import Limits, ModelScanSettings
+    from secmlops.scan.models.allowlist import load_allowlist
+
+    m = cfg.models
+    return ModelScanSettings(
+        allowlist=load_allowlist().with_user_entries([*m.allow, *allow]),
+        limits=Limits(
+            m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops
+        ),
+        follow_symlinks=follow_symlinks,
+    )
+
+
 def _run_layer(
     layer: str,
     targets: list[Path],
@@ -148,14 +155,9 @@ def _run_layer(
 ) -> Report:
     """One layer's Report; imports stay inside so `scan models` never loads pandas."""
     if layer == "models":
-        from secmlops.scan.models import Limits, ModelScanSettings, scan_paths
-        from secmlops.scan.models.allowlist import load_allowlist
+        from secmlops.scan.models import scan_paths
 
-        m = cfg.models
-        settings = ModelScanSettings(
-            allowlist=load_allowlist().with_user_entries(list(m.allow)),
-            limits=Limits(m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops),
-        )  # fmt: skip
+        settings = _model_settings(cfg, [], follow_symlinks=False)
         return scan_paths(targets, settings, progress, jobs=os.cpu_count() or 1)
     if layer == "deps":
         from secmlops.scan.deps.engine import DepsSettings, scan_deps

@@ -52,12 +52,12 @@ def _actor(actor: str | None) -> str:
 
 
 def _engine(home: Path | None, db: str | None) -> Any:
-    from secmlops.store.db import open_database
+    from secmlops.store.db import home_database_url, open_database
 
     root = _home(home)
     if db is None:
         root.mkdir(parents=True, exist_ok=True)
-    return open_database(db or f"sqlite:///{root / 'secmlops.db'}")
+    return open_database(db or home_database_url(root))
 
 
 def _trust(key: Path | None, chain: list[Path], identity: str | None) -> Any:
@@ -82,17 +82,9 @@ def _registry(
     roles: Path | None,
     trust: Any,
 ) -> Registry:
-    from secmlops.policy import evaluate_gate
-    from secmlops.store.artifacts import open_store
-    from secmlops.store.registry import Registry, Roles, signature_verifier
+    from secmlops.store.registry import signature_verifier
 
-    return Registry(
-        open_store(store or _home(home) / "store"),
-        _engine(home, db),
-        verifier=signature_verifier(trust),
-        gate=evaluate_gate,
-        roles=Roles.load(roles) if roles else None,
-    )
+    return _open(home, db, store, roles, signature_verifier(trust))
 
 
 def _split(ref: str) -> tuple[str, str]:
@@ -349,13 +341,17 @@ def _read_only(
     def refuse(_model: Path, _sig: Path) -> Any:
         raise SignatureError("this command does not verify signatures")
 
-    from secmlops.policy import evaluate_gate
-    from secmlops.store.artifacts import open_store
-    from secmlops.store.registry import Registry, Roles
+    return _open(home, db, store, roles, refuse)
 
-    return Registry(
-        open_store(store or _home(home) / "store"), _engine(home, db), verifier=refuse,
-        gate=evaluate_gate, roles=Roles.load(roles) if roles else None,
+
+def _open(
+    home: Path | None, db: str | None, store: str | None, roles: Path | None, verifier: Any
+) -> Registry:
+    from secmlops.store.registry import Roles, open_registry
+
+    return open_registry(
+        _home(home), verifier, store=store, engine=_engine(home, db),
+        roles=Roles.load(roles) if roles else None,
     )  # fmt: skip
 
 

@@ -29,6 +29,11 @@ def generate_private_key(curve: str = "p256") -> PrivateKey:
     return ec.generate_private_key(_CURVES[curve])
 
 
+def public_key_path(private_path: Path) -> Path:
+    """Where `write_key_pair` puts the public half: beside the private key, with `.pub` added."""
+    return private_path.with_name(private_path.name + ".pub")
+
+
 def write_key_pair(key: PrivateKey, private_path: Path, passphrase: bytes | None = None) -> Path:
     """Write PRIVATE (mode 0600, created exclusively) and PRIVATE.pub; return the public path."""
     encryption: serialization.KeySerializationEncryption = (
@@ -39,7 +44,7 @@ def write_key_pair(key: PrivateKey, private_path: Path, passphrase: bytes | None
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
-    public_path = private_path.with_name(private_path.name + ".pub")
+    public_path = public_key_path(private_path)
     try:
         fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:

@@ -42,21 +42,14 @@ def sign(ctx: StageContext) -> ControlResult:
 
 def register(ctx: StageContext) -> ControlResult:
     """Push the signed model to the registry; the registry's own gate decides (GateDenied stops)."""
+    from secmlops.evidence.keys import public_key_path
     from secmlops.evidence.signing import PublicKeyTrust, default_signature_path
-    from secmlops.policy import evaluate_gate
-    from secmlops.store.artifacts import LocalStore
-    from secmlops.store.db import open_database
-    from secmlops.store.registry import Registry, signature_verifier
+    from secmlops.store.registry import open_registry, signature_verifier
 
-    public = ctx.key_path.with_name(ctx.key_path.name + ".pub")
+    public = public_key_path(ctx.key_path)
     if not public.is_file():
         raise ConfigError(f"register needs the public key next to the signing key: {public}")
-    registry = Registry(
-        LocalStore(ctx.home / "store"),
-        open_database(f"sqlite:///{ctx.home / 'secmlops.db'}"),
-        verifier=signature_verifier(PublicKeyTrust(public)),
-        gate=evaluate_gate,
-    )
+    registry = open_registry(ctx.home, signature_verifier(PublicKeyTrust(public)))
     model = _model_path(ctx)
     facts = {k: v for k, v in ctx.facts.items() if k not in ("lineage", "model_digest")}
     lineage = [(str(k), str(r), dict(d)) for k, r, d in ctx.facts.get("lineage", [])]

@@ -16,9 +16,13 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from secmlops.errors import Error
 from secmlops.pipeline.example import EXAMPLE_DIR
+
+if TYPE_CHECKING:
+    from secmlops.store.registry import Registry
 
 Say = Callable[[str], None]
 
@@ -103,24 +107,20 @@ def _run(root: Path, key: Path, say: Say) -> tuple[bool, str, tuple[str, ...], s
     return True, "", (), ""
 
 
-def _registry(root: Path, key: Path) -> object:
+def _registry(root: Path, key: Path) -> Registry:
+    from secmlops.evidence.keys import public_key_path
     from secmlops.evidence.signing import PublicKeyTrust
-    from secmlops.policy import evaluate_gate
-    from secmlops.store.artifacts import LocalStore
-    from secmlops.store.db import open_database
-    from secmlops.store.registry import Registry, signature_verifier
+    from secmlops.store.registry import open_registry, signature_verifier
 
-    return Registry(LocalStore(root / ".secmlops" / "store"),
-                    open_database(f"sqlite:///{root / '.secmlops' / 'secmlops.db'}"),
-                    verifier=signature_verifier(PublicKeyTrust(key.with_name(key.name + ".pub"))),
-                    gate=evaluate_gate)  # fmt: skip
+    return open_registry(
+        root / ".secmlops", signature_verifier(PublicKeyTrust(public_key_path(key)))
+    )
 
 
 def _push(root: Path, key: Path, model: Path) -> tuple[bool, tuple[str, ...], str]:
-    from secmlops.store.registry import GateDenied, Registry
+    from secmlops.store.registry import GateDenied
 
     reg = _registry(root, key)
-    assert isinstance(reg, Registry)
     facts = {"metrics": json.loads((root / "metrics.json").read_text())["metrics"],
              "model_card": {"completeness": 1.0, "missing": []}}  # fmt: skip
     try:
@@ -226,10 +226,8 @@ def run_demo(workdir: Path, say: Say) -> int:
         say(f"[bold red]the clean pipeline was denied at {stage}: {', '.join(rules)}: {msg}[/]")
         return 1
     from secmlops.store.audit import verify_log
-    from secmlops.store.registry import Registry
 
     reg = _registry(clean, key)
-    assert isinstance(reg, Registry)
     info = reg.promote(
         "fraud-detector", "latest", "production", "ml-engineer", approver="risk-officer"
     )

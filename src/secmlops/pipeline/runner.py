@@ -34,7 +34,7 @@ from secmlops.policy.decision import Decision
 from secmlops.policy.gate import evaluate_gate
 from secmlops.store import audit
 from secmlops.store.artifacts import LocalStore
-from secmlops.store.db import open_database, transaction
+from secmlops.store.db import home_database_url, open_database, transaction
 from secmlops.store.registry import GateDenied
 
 STAGE_PREDICATE = "https://secmlops.dev/attestation/stage/v1"
@@ -181,7 +181,7 @@ def run_pipeline(
     key = load_private_key(key_path, passphrase)
     store = LocalStore(home / "store")
     home.mkdir(parents=True, exist_ok=True)
-    audit_db = open_database(f"sqlite:///{home / 'secmlops.db'}")
+    audit_db = open_database(home_database_url(home))
     accumulated: dict[str, Any] = {"findings": [], "data": {"findings": []}, "lineage": [],
                                    **dict(facts or {})}  # fmt: skip
     outcomes: list[StageOutcome] = []

@@ -139,20 +139,17 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         from secmlops.evidence.signing import PublicKeyTrust
-        from secmlops.policy import evaluate_gate
-        from secmlops.store.artifacts import LocalStore
-        from secmlops.store.db import open_database
-        from secmlops.store.registry import Registry, signature_verifier
+        from secmlops.store.db import home_database_url, open_database
+        from secmlops.store.registry import open_registry, signature_verifier
 
         self.config = config
         self.verifier = TokenVerifier([load_verify_key(p) for p in config.token_keys], issuer=config.issuer,
                                       audience=config.audience, max_ttl=config.max_token_ttl,
                                       leeway=config.clock_skew)  # fmt: skip
         self.limiter = Limiter(LimitSettings(**config.limits.model_dump()))
-        self.engine = open_database(f"sqlite:///{config.home / 'secmlops.db'}")
-        self.registry = Registry(LocalStore(config.home / "store"), self.engine,
-                                 verifier=signature_verifier(PublicKeyTrust(config.trust_key)),
-                                 gate=evaluate_gate)  # fmt: skip
+        self.engine = open_database(home_database_url(config.home))
+        self.registry = open_registry(config.home, signature_verifier(PublicKeyTrust(config.trust_key)),
+                                      engine=self.engine)  # fmt: skip
         self.audit_writer = AuditWriter(self.engine)
         self.models = LoadResult()
         self.extraction = ExtractionMonitor(prada_threshold=config.extraction.prada_threshold,

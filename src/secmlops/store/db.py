@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import (
     Boolean,
@@ -125,6 +126,11 @@ def _migration_1(conn: Connection) -> None:
 
 # Append new migrations; never edit a released one. Each runs in one transaction with its record.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1,)
+
+
+def home_database_url(home: Path) -> str:
+    """The default metadata database of a secmlops home folder (SQLite)."""
+    return f"sqlite:///{home / 'secmlops.db'}"
 
 
 def open_database(url: str) -> Engine:

@@ -438,6 +438,29 @@ def _non_model(findings: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     return [f for f in findings if not str(f.get("rule_id", "")).startswith("MODEL-")]
 
 
+def open_registry(
+    home: Path,
+    verifier: Verifier,
+    *,
+    store: str | Path | None = None,
+    engine: Engine | None = None,
+    roles: Roles | None = None,
+) -> Registry:
+    """The registry of a secmlops home folder (or an explicit store and database), gated by the
+    policy bundle's register gate."""
+    from secmlops.policy import evaluate_gate
+    from secmlops.store.artifacts import open_store
+    from secmlops.store.db import home_database_url, open_database
+
+    return Registry(
+        open_store(store or home / "store"),
+        engine or open_database(home_database_url(home)),
+        verifier=verifier,
+        gate=evaluate_gate,
+        roles=roles,
+    )
+
+
 def signature_verifier(method: Any) -> Verifier:
     """A Verifier over the OpenSSF model-signing format (evidence.signing) with one trust method."""
     from secmlops.errors import SignatureError
