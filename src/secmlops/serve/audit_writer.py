@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import queue
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Engine
 
 from secmlops.errors import StoreError
-from secmlops.store.db import AuditRecord
+from secmlops.store.audit import append_many
 
 MAX_BATCH = 512
 
@@ -36,29 +34,6 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     future: asyncio.Future[None] | None = None
     error: BaseException | None = None
-
-
-def _chain(conn: Connection, batch: list[_Pending]) -> list[dict[str, Any]]:
-    """The batch as hash-chained rows after the current head, exactly as `audit.append` links
-    them (same canonical form and link), computed once per batch instead of one ORM round trip
-    per record: the head is read once, inside the write transaction, so another replica writing
-    to the same database cannot fork the chain."""
-    from secmlops.store.audit import GENESIS, _canonical, _link
-
-    head = conn.execute(
-        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
-    rows = []
-    for item in batch:
-        seq += 1
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = json.dumps(dict(item.payload), sort_keys=True, default=str)
-        digest = _link(prev, _canonical(seq, at, item.actor, item.action, item.subject, body))
-        rows.append({"seq": seq, "at": at, "actor": item.actor, "action": item.action,
-                     "subject": item.subject, "payload": body, "prev_hash": prev, "hash": digest})  # fmt: skip
-        prev = digest
-    return rows
 
 
 class AuditWriter:
@@ -114,7 +89,7 @@ class AuditWriter:
         error: BaseException | None = None
         try:
             with self.engine.begin() as conn:  # BEGIN IMMEDIATE (store.db): one writer at a time
-                conn.execute(insert(AuditRecord), _chain(conn, batch))
+                append_many(conn, [(i.actor, i.action, i.subject, i.payload) for i in batch])
             self.batches += 1
             self.records += len(batch)
         except Exception as exc:  # any failure: every waiting request fails closed (503, no answer)

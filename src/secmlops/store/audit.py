@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from secmlops.evidence.keys import PrivateKey, PublicKey, key_id, sign_bytes, verify_bytes
@@ -35,22 +35,39 @@ def _link(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
+Entry = tuple[str, str, str, Mapping[str, Any]]  # actor, action, subject, payload
+
+
+def append_many(conn: Connection, entries: Sequence[Entry]) -> None:
+    """Chain ENTRIES after the current head inside the caller's transaction, in one insert.
+
+    The head is read inside the write transaction (SQLite takes the write lock at BEGIN, see
+    store.db), so a concurrent writer waits instead of forking the chain; two writers that still
+    pick the same sequence number fail on its primary key.
+    """
+    if not entries:
+        return
+    head = conn.execute(
+        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
+    rows = []
+    for actor, action, subject, payload in entries:
+        seq += 1
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = json.dumps(dict(payload), sort_keys=True, default=str)
+        digest = _link(prev, _canonical(seq, at, actor, action, subject, body))
+        rows.append({"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
+                     "payload": body, "prev_hash": prev, "hash": digest})  # fmt: skip
+        prev = digest
+    conn.execute(insert(AuditRecord), rows)
+
+
 def append(
     session: Session, actor: str, action: str, subject: str, payload: Mapping[str, Any]
-) -> AuditRecord:
+) -> None:
     """Add a record inside the caller's transaction (it commits with the change it describes)."""
-    last = session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()
-    seq = 1 if last is None else last.seq + 1
-    prev = GENESIS if last is None else last.hash
-    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    body = json.dumps(dict(payload), sort_keys=True, default=str)
-    record = AuditRecord(
-        seq=seq, at=at, actor=actor, action=action, subject=subject, payload=body, prev_hash=prev,
-        hash=_link(prev, _canonical(seq, at, actor, action, subject, body)),
-    )  # fmt: skip
-    session.add(record)
-    session.flush()  # a concurrent writer with the same seq fails here, not silently forks
-    return record
+    append_many(session.connection(), [(actor, action, subject, payload)])
 
 
 def checkpoint(engine: Engine, key: PrivateKey) -> AuditCheckpoint | None:

@@ -253,14 +253,15 @@ class Registry:
             sig = self.verifier(_target(folder, self._manifest(info)), signature)
             findings = self.scan(folder)
         recorded = dict(info.facts)
+        fresh = dict(fresh_facts(info)) if fresh_facts else {}
         document = {
             **recorded,
-            **(fresh_facts(info) if fresh_facts else {}),
+            **fresh,
             "stage": "promote",
             "alias": alias,
             "signature": sig.to_input(),
             "findings": [*_non_model(recorded.get("findings", [])), *findings,
-                         *((fresh_facts(info) if fresh_facts else {}).get("findings", []))],
+                         *fresh.get("findings", [])],
             "registrant": info.registrant,
             "approver": approver,
         }  # fmt: skip
