@@ -175,14 +175,19 @@ def snapshot_cmd(
     Symbolic links and special files are refused. The manifest is canonical JSON, so the same
     bytes give the same digest on every machine.
     """
-    from secmlops.scan.data.integrity import snapshot, store_manifest
+    from secmlops.scan.data.integrity import snapshot
+    from secmlops.store.artifacts import LocalStore
 
     started = time.perf_counter()
     manifest = snapshot(path, chunk_size=chunk_mib * 2**20)
     data = manifest.to_bytes()
     if output is not None:
         _write(output, data)
-    where = "" if no_store else f", stored in {store_manifest(manifest, store)}"
+    if no_store:
+        where = ""
+    else:
+        stored = LocalStore(store).put_bytes(data)
+        where = f", stored in {store / 'sha256' / stored[:2] / stored}"
     seconds = time.perf_counter() - started
     _say(
         quiet,
@@ -209,7 +214,8 @@ def verify_cmd(
     """Prove that a data set is byte-identical to a snapshot; name what was added, removed or changed."""
     from secmlops.findings import Report
     from secmlops.scan.data import rules
-    from secmlops.scan.data.integrity import parse_manifest, read_blob, verify
+    from secmlops.scan.data.integrity import parse_manifest, verify
+    from secmlops.store.artifacts import LocalStore
 
     cfg = load_config(config)
     threshold = Severity.parse(fail_on or cfg.fail_on)
@@ -220,7 +226,7 @@ def verify_cmd(
         except OSError as exc:
             raise UsageError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
     elif digest is not None:
-        data = read_blob(digest, store)
+        data = LocalStore(store).read_bytes(digest)
     else:
         raise UsageError("give --manifest FILE or --digest DIGEST")
 

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from secmlops.errors import DataError
+from secmlops.errors import DataError, StoreError
 from secmlops.scan.data.integrity import (
     Manifest,
     merkle_root,
     normalise_path,
     parse_manifest,
-    read_blob,
     snapshot,
-    store_manifest,
     verify,
 )
+from secmlops.store.artifacts import LocalStore
 
 CHUNK = 1024
 
@@ -199,25 +198,19 @@ def test_tampered_manifests_are_clear_errors(tmp_path: Path) -> None:
             parse_manifest(garbage)
 
 
-def test_store_is_content_addressed_and_checked(tmp_path: Path) -> None:
+def test_manifest_round_trips_through_the_store(tmp_path: Path) -> None:
+    # The CLI stores manifests in the content-addressed store (store.artifacts), which re-checks
+    # every object's digest on read.
     root = _dataset(tmp_path / "ds")
     manifest = snapshot(root, chunk_size=CHUNK)
-    store = tmp_path / "store"
-    path = store_manifest(manifest, store)
-    digest = manifest.digest
-    assert path == store / "sha256" / digest[:2] / digest
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    assert store_manifest(manifest, store) == path  # idempotent, never rewritten
-    assert parse_manifest(read_blob(f"sha256:{digest}", store), digest) == manifest
-    assert not list(path.parent.glob(".tmp-*"))
+    store = LocalStore(tmp_path / "store")
+    assert store.put_bytes(manifest.to_bytes()) == manifest.digest
+    assert parse_manifest(store.read_bytes(manifest.digest), manifest.digest) == manifest
+    path = tmp_path / "store" / "sha256" / manifest.digest[:2] / manifest.digest
     path.chmod(0o644)
     path.write_bytes(path.read_bytes().replace(b"train", b"TRAIN"))
-    with pytest.raises(DataError, match="does not match its digest"):
-        read_blob(digest, store)
-    with pytest.raises(DataError, match="no object"):
-        read_blob("0" * 64, store)
-    with pytest.raises(DataError, match="not a SHA-256"):
-        read_blob("md5:abc", store)
+    with pytest.raises(StoreError, match="modified"):
+        store.read_bytes(manifest.digest)
 
 
 def test_empty_folder_and_missing_path(tmp_path: Path) -> None:
@@ -231,6 +224,6 @@ def test_empty_folder_and_missing_path(tmp_path: Path) -> None:
 def test_store_folder_inside_the_dataset_is_not_hashed(tmp_path: Path) -> None:
     root = _dataset(tmp_path / "ds")
     manifest = snapshot(root, chunk_size=CHUNK)
-    store_manifest(manifest, root / ".secmlops" / "store")
+    LocalStore(root / ".secmlops" / "store").put_bytes(manifest.to_bytes())
     assert snapshot(root, chunk_size=CHUNK) == manifest
     assert isinstance(manifest, Manifest)

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from secmlops.scan.data.integrity import (
         Manifest,
         snapshot,
-        store_manifest,
         verify,
     )
     from secmlops.scan.data.schema import DataSchema, load_schema, validate_frame
@@ -29,7 +28,6 @@ _EXPORTS = {
     "validate_frame": "schema",
     "Manifest": "integrity",
     "snapshot": "integrity",
-    "store_manifest": "integrity",
     "verify": "integrity",
 }
 
@@ -42,7 +40,6 @@ __all__ = [
     "load_table",
     "read_table",
     "snapshot",
-    "store_manifest",
     "validate_frame",
     "verify",
 ]

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -309,50 +308,6 @@ def _bare(digest: str) -> str:
             f"not a SHA-256 digest: {digest!r}", hint="64 hex digits, sha256: prefix optional"
         )
     return text
-
-
-def store_blob(data: bytes, store: Path) -> Path:
-    """Write `data` into the content-addressed store (sha256/<aa>/<digest>); never overwrites."""
-    digest = hashlib.sha256(data).hexdigest()
-    target = store / "sha256" / digest[:2] / digest
-    if target.is_file():
-        if hashlib.sha256(target.read_bytes()).hexdigest() != digest:
-            raise DataError(f"{target}: stored object is damaged", hint="remove it and store again")
-        return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise DataError(f"cannot write to the store {store}: {exc.strerror or exc}") from None
-    return target
-
-
-def read_blob(digest: str, store: Path) -> bytes:
-    """The bytes stored under `digest`, checked against it."""
-    bare = _bare(digest)
-    target = store / "sha256" / bare[:2] / bare
-    try:
-        data = target.read_bytes()
-    except FileNotFoundError:
-        raise DataError(
-            f"no object sha256:{bare} in the store {store}",
-            hint="pass --store with the store that holds the snapshot, or --manifest",
-        ) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {target}: {exc.strerror or exc}") from None
-    if hashlib.sha256(data).hexdigest() != bare:
-        raise DataError(f"{target}: the stored object does not match its digest (damaged)")
-    return data
-
-
-def store_manifest(manifest: Manifest, store: Path) -> Path:
-    """Store the canonical manifest by its digest; returns the object's path."""
-    return store_blob(manifest.to_bytes(), store)
 
 
 def verify(path: Path, manifest: Manifest, *, jobs: int | None = None) -> list[Finding]:
