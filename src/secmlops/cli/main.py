@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from secmlops import __version__
 from secmlops.cli.app import app, scan_app
 from secmlops.cli.output import (
     ConfigOpt,
@@ -25,21 +24,6 @@ from secmlops.cli.output import (
 from secmlops.config import load_config
 from secmlops.errors import Error
 from secmlops.findings import Report, Severity
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"secmlops {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
-) -> None:
-    """secmlops: scan, sign, gate and serve ML models safely."""
 
 
 @scan_app.command("models")
@@ -267,38 +251,6 @@ def list_rules(
     from secmlops.report.rules_doc import rules_markdown, rules_table
 
     typer.echo(rules_markdown() if markdown else rules_table(), nl=False)
-
-
-# Each layer's commands live in their own module and attach themselves to the apps above.
-from secmlops.cli import (  # noqa: E402
-    attest_cmds,
-    data_cmds,
-    deps_cmds,
-    infra_cmds,
-    monitor_cmds,
-    pii_cmds,
-    pipeline_cmds,
-    policy_cmds,
-    registry_cmds,
-    secrets_cmds,
-    serve_cmds,
-    sign_cmds,
-)
-
-_LAYERS = (
-    attest_cmds,
-    data_cmds,
-    deps_cmds,
-    infra_cmds,
-    monitor_cmds,
-    pii_cmds,
-    pipeline_cmds,
-    policy_cmds,
-    registry_cmds,
-    secrets_cmds,
-    serve_cmds,
-    sign_cmds,
-)
 
 
 def main() -> None:
