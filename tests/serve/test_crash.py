@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from secmlops.store import audit
 from secmlops.store.db import AuditRecord, open_database
@@ -24,9 +25,10 @@ def _sha256(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def test_sigkill_mid_traffic_loses_no_acknowledged_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["power-loss", "process-crash"])
+def test_sigkill_mid_traffic_loses_no_acknowledged_record(tmp_path: Path, durability: str) -> None:
     config = write_gateway(tmp_path, limits={"requests": "100000/minute", "tenant_requests": "100000/minute"},
-                           extraction={"enabled": False})  # fmt: skip
+                           extraction={"enabled": False}, audit_durability=durability)  # fmt: skip
     proc, url = start_gateway(config)
     env = Env(url, tmp_path, tmp_path / "token.pem", proc)
     acknowledged: list[str] = []

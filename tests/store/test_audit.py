@@ -88,3 +88,32 @@ def test_checkpoint_by_another_key_is_detected(tmp_path: Path) -> None:
     audit.checkpoint(engine, generate_private_key())
     problems = audit.verify_log(engine, generate_private_key().public_key()).problems
     assert any("expected key" in p for p in problems)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_batch_appender_and_transactions_share_one_chain(tmp_path: Path, durable: bool) -> None:
+    """The gateway's driver-level appender and ordinary transactions interleave on one chain."""
+    engine = _log(tmp_path, n=2)
+    appender = audit.BatchAppender(engine, durable=durable)
+    appender.append([("gw", "predict", "m@1", {"k": i}) for i in range(3)])
+    with transaction(engine) as s:
+        audit.append(s, "alice", "promote", "m@1", {})
+    appender.append([("gw", "predict", "m@1", {"k": 9})])
+    appender.close()
+    result = audit.verify_log(engine)
+    assert result.ok, result.problems
+    assert result.records == 7
+    with engine.connect() as conn:
+        actions = [r[0] for r in conn.execute(text("SELECT action FROM audit_log ORDER BY seq"))]
+    assert actions == ["register"] * 2 + ["predict"] * 3 + ["promote", "predict"]
+
+
+def test_batch_appender_failure_leaves_the_chain_intact(tmp_path: Path) -> None:
+    engine = _log(tmp_path, n=1)
+    appender = audit.BatchAppender(engine)
+    with pytest.raises(TypeError):  # a payload that cannot become JSON fails the whole batch
+        appender.append([("gw", "ok", "m", {}), ("gw", "bad", "m", {object(): 1})])
+    appender.append([("gw", "after", "m", {})])
+    appender.close()
+    result = audit.verify_log(engine)
+    assert result.ok and result.records == 2

@@ -42,12 +42,19 @@ def serve(
     if (tls_cert is None) != (tls_key is None) or (client_ca and not tls_cert):
         raise UsageError("--tls-cert and --tls-key go together; --client-ca needs them")
     application = create_app(load_gateway_config(config))
-    uvicorn.run(
+    settings = uvicorn.Config(
         application, host=host, port=port, log_level="warning", access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
         ssl_ca_certs=str(client_ca) if client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
     )  # fmt: skip
+    try:
+        settings.load()  # builds the TLS context; a bad certificate or key fails here, exit 2
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot use the TLS certificate or key: {exc}") from exc
+    if settings.ssl is not None:
+        settings.ssl.minimum_version = ssl.TLSVersion.TLSv1_3  # no TLS 1.2 or older
+    uvicorn.Server(settings).run()
 
 
 @token_app.command("issue")

@@ -150,7 +150,9 @@ class Gateway:
         self.engine = open_database(home_database_url(config.home))
         self.registry = open_registry(config.home, signature_verifier(PublicKeyTrust(config.trust_key)),
                                       engine=self.engine)  # fmt: skip
-        self.audit_writer = AuditWriter(self.engine)
+        self.audit_writer = AuditWriter(
+            self.engine, durable=config.audit_durability == "power-loss"
+        )
         self.models = LoadResult()
         self.extraction = ExtractionMonitor(prada_threshold=config.extraction.prada_threshold,
                                             block=config.extraction.action == "block")  # fmt: skip

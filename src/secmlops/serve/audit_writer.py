@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from secmlops.errors import StoreError
-from secmlops.store.audit import append_many
+from secmlops.store.audit import BatchAppender
 
 MAX_BATCH = 512
 
@@ -39,8 +39,9 @@ class _Pending:
 class AuditWriter:
     """Serialises audit appends through one thread; `write` resolves after its batch commits."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, durable: bool = True) -> None:
         self.engine = engine
+        self.durable = durable
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -66,6 +67,13 @@ class AuditWriter:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        appender = BatchAppender(self.engine, durable=self.durable)  # owned by this thread
+        try:
+            self._serve(appender)
+        finally:
+            appender.close()
+
+    def _serve(self, appender: BatchAppender) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -81,15 +89,14 @@ class AuditWriter:
                     stop = True
                     break
                 batch.append(more)
-            self._commit(batch)
+            self._commit(appender, batch)
             if stop:
                 return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, appender: BatchAppender, batch: list[_Pending]) -> None:
         error: BaseException | None = None
-        try:
-            with self.engine.begin() as conn:  # BEGIN IMMEDIATE (store.db): one writer at a time
-                append_many(conn, [(i.actor, i.action, i.subject, i.payload) for i in batch])
+        try:  # BEGIN IMMEDIATE: one writer at a time, also against the CLI's registry writes
+            appender.append([(i.actor, i.action, i.subject, i.payload) for i in batch])
             self.batches += 1
             self.records += len(batch)
         except Exception as exc:  # any failure: every waiting request fails closed (503, no answer)

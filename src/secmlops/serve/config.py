@@ -64,6 +64,9 @@ class GatewayConfig(_Strict):
     max_body_bytes: int = Field(default=65536, ge=1024, le=64 << 20)
     chat: ChatConfig = Field(default_factory=ChatConfig)
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    # power-loss: each audit commit is fsynced (survives power loss and kernel crashes);
+    # process-crash: survives the gateway being killed (SIGKILL, OOM) but not a host crash.
+    audit_durability: str = Field(default="power-loss", pattern="^(power-loss|process-crash)$")
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:

@@ -12,18 +12,48 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 MIN_QUERIES = 30
+WINDOW = 500  # earlier queries kept per client (the distances are to these)
+TEST_EVERY = 8  # Shapiro-Wilk runs once per this many new distances; the verdict holds between
 
 
-@dataclass
 class _ClientState:
-    queries: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=500))
-    distances: deque[float] = field(default_factory=lambda: deque(maxlen=500))
-    single_feature_steps: deque[bool] = field(default_factory=lambda: deque(maxlen=100))
+    """One client's recent queries in a ring buffer, their nearest-neighbour distances, and
+    whether each step changed exactly one feature."""
+
+    __slots__ = ("queries", "stored", "last", "distances", "single_feature_steps", "untested",
+                 "prada")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.queries: np.ndarray | None = None  # (WINDOW, features), allocated on first query
+        self.stored = 0  # queries ever stored (the ring's write position is stored % WINDOW)
+        self.last: np.ndarray | None = None
+        self.distances: deque[float] = deque(maxlen=WINDOW)
+        self.single_feature_steps: deque[bool] = deque(maxlen=100)
+        self.untested = 0  # distances added since the last Shapiro-Wilk test
+        self.prada: ExtractionVerdict | None = None  # the last test's outcome
+
+    def add(self, row: np.ndarray) -> None:
+        """Record a query; repeats (distance 0) teach nothing and are not stored."""
+        if self.queries is None or self.queries.shape[1] != row.shape[0]:
+            self.queries = np.empty((WINDOW, row.shape[0]))
+            self.stored, self.last = 0, None
+        if self.last is not None:
+            earlier = self.queries[: min(self.stored, WINDOW)]
+            nearest = float(np.sqrt(np.min(np.einsum("ij,ij->i", earlier - row, earlier - row))))
+            if nearest == 0.0:
+                return  # a repeated query teaches nothing new: retries are not extraction
+            self.distances.append(nearest)
+            self.untested += 1
+            changed = int(np.count_nonzero(np.abs(row - self.last) > 1e-12))
+            self.single_feature_steps.append(changed == 1)
+        self.queries[self.stored % WINDOW] = row
+        self.stored += 1
+        self.last = self.queries[(self.stored - 1) % WINDOW]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,29 +101,30 @@ class ExtractionMonitor:
         """Feed a request's standardised rows; returns what to do with this client now."""
         from scipy.stats import shapiro
 
-        state = self._clients.setdefault(client, _ClientState())
+        state = self._clients.get(client)
+        if state is None:
+            state = self._clients[client] = _ClientState()
         for row in scaled_rows:
-            if state.queries:
-                previous = np.stack(state.queries)
-                nearest = float(np.min(np.linalg.norm(previous - row, axis=1)))
-                if nearest == 0.0:
-                    continue  # a repeated query teaches nothing new: retries are not extraction
-                state.distances.append(nearest)
-                changed = int(np.count_nonzero(np.abs(row - state.queries[-1]) > 1e-12))
-                state.single_feature_steps.append(changed == 1)
-            state.queries.append(row)
+            state.add(row)
         action = "block" if self.block else "flag"
         steps = state.single_feature_steps
         if len(steps) >= MIN_QUERIES and sum(steps) / len(steps) >= self.sweep_share:
             return ExtractionVerdict(
                 action, f"systematic sweep: {sum(steps)}/{len(steps)} queries change one feature"
             )
-        if len(state.distances) >= MIN_QUERIES:
+        if len(state.distances) < MIN_QUERIES:
+            return ExtractionVerdict("allow")
+        if state.prada is None or state.untested >= TEST_EVERY:
+            state.untested = 0
             distances = np.asarray(state.distances)
             if np.ptp(distances) == 0:  # a perfect grid: every new query equally far from the last
-                return ExtractionVerdict(action, "identical query spacing", 0.0)
-            w = float(shapiro(distances).statistic)
-            if w < self.threshold(scaled_rows.shape[1]):
-                return ExtractionVerdict(action, f"PRADA: query distance distribution W={w:.3f}", w)
-            return ExtractionVerdict("allow", prada_w=w)
-        return ExtractionVerdict("allow")
+                state.prada = ExtractionVerdict(action, "identical query spacing", 0.0)
+            else:
+                w = float(shapiro(distances).statistic)
+                threshold = self.threshold(scaled_rows.shape[1])
+                state.prada = (
+                    ExtractionVerdict(action, f"PRADA: query distance distribution W={w:.3f}", w)
+                    if w < threshold
+                    else ExtractionVerdict("allow", prada_w=w)
+                )
+        return state.prada

@@ -9,6 +9,7 @@ below a checkpoint, or rewriting the whole chain after it, no longer matches the
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,21 @@ def _link(prev_hash: str, canonical: bytes) -> str:
 Entry = tuple[str, str, str, Mapping[str, Any]]  # actor, action, subject, payload
 
 
+def _chain(head: tuple[int, str] | None, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The rows that link ENTRIES after HEAD (seq, hash), or after the genesis hash."""
+    seq, prev = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
+    rows = []
+    for actor, action, subject, payload in entries:
+        seq += 1
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = json.dumps(dict(payload), sort_keys=True, default=str)
+        digest = _link(prev, _canonical(seq, at, actor, action, subject, body))
+        rows.append({"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
+                     "payload": body, "prev_hash": prev, "hash": digest})  # fmt: skip
+        prev = digest
+    return rows
+
+
 def append_many(conn: Connection, entries: Sequence[Entry]) -> None:
     """Chain ENTRIES after the current head inside the caller's transaction, in one insert.
 
@@ -50,17 +66,55 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> None:
     head = conn.execute(
         select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
     ).first()
-    seq, prev = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
-    rows = []
-    for actor, action, subject, payload in entries:
-        seq += 1
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = json.dumps(dict(payload), sort_keys=True, default=str)
-        digest = _link(prev, _canonical(seq, at, actor, action, subject, body))
-        rows.append({"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
-                     "payload": body, "prev_hash": prev, "hash": digest})  # fmt: skip
-        prev = digest
-    conn.execute(insert(AuditRecord), rows)
+    conn.execute(insert(AuditRecord), _chain(None if head is None else (head[0], head[1]), entries))
+
+
+_HEAD_SQL = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+_INSERT_SQL = (
+    "INSERT INTO audit_log (seq, at, actor, action, subject, payload, prev_hash, hash) "
+    "VALUES (:seq, :at, :actor, :action, :subject, :payload, :prev_hash, :hash)"
+)
+
+
+class BatchAppender:
+    """Commits batches of records for one long-lived writer (the gateway's audit thread).
+
+    On SQLite it keeps one driver connection and runs the four statements of a batch directly:
+    the same chain as `append_many` (same head read under the write lock, same rows) without
+    SQLAlchemy's per-transaction cost, which was most of a request's audit time (~1.2 ms of
+    ~1.3 ms). `durable=False` commits with synchronous=NORMAL: every committed batch survives
+    the process being killed, not a power loss or kernel crash. Other databases use append_many.
+    Create and use it on one thread.
+    """
+
+    def __init__(self, engine: Engine, *, durable: bool = True) -> None:
+        self.engine = engine
+        self.durable = durable
+        self._raw: Any = None
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.begin() as conn:
+                append_many(conn, entries)
+            return
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()  # with store.db's pragmas; autocommit mode
+            self._raw.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+        raw = self._raw
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            head = raw.execute(_HEAD_SQL).fetchone()
+            raw.executemany(_INSERT_SQL, _chain(head, entries))
+            raw.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken connection rolls back by itself
+                raw.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
 
 def append(
