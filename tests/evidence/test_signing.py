@@ -553,3 +553,33 @@ def test_progress_and_worker_count_do_not_change_the_digest(
     )
     assert one.model_digest == many.model_digest and one.files == 3
     assert calls[-1] == ("3 of 3 files", one.bytes_hashed, one.bytes_hashed)
+
+
+def test_key_signing_does_not_load_the_sigstore_client(tmp_path: Path) -> None:
+    """A key signature and its check import no Sigstore client / HTTP stack (start-up cost), and
+    model_signing's public API still works afterwards in the same process."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from pathlib import Path
+from secmlops.evidence import keys
+from secmlops.evidence.signing import KeySigner, PublicKeyTrust, sign_model, verify_model
+root = Path({str(tmp_path)!r})
+(root / "m").mkdir()
+(root / "m" / "w.bin").write_bytes(b"weights")
+keys.write_key_pair(keys.generate_private_key(), root / "k.pem")
+sign_model(root / "m", KeySigner(root / "k.pem"))
+assert verify_model(root / "m", PublicKeyTrust(root / "k.pem.pub")).verified
+heavy = sorted(m for m in sys.modules if m.startswith(("sigstore.", "requests")))
+assert not heavy, heavy
+import model_signing
+model_signing.verifying.Config().use_elliptic_key_verifier(public_key=root / "k.pem.pub").verify(
+    root / "m", root / "m" / "model.sig"
+)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

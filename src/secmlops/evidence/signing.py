@@ -21,6 +21,8 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import importlib
+import importlib.util
 import json
 import os
 import stat
@@ -35,6 +37,35 @@ from typing import Any, Literal, cast
 from secmlops.errors import SignatureError
 from secmlops.evidence import keys, rules
 from secmlops.findings import Finding, Location, Rule
+
+
+def _defer_model_signing_init() -> None:
+    """Let `model_signing` submodules load without the package's __init__.
+
+    model_signing/__init__.py imports every signing method (Sigstore, its HTTP stack and Fulcio
+    client, certificates): ~0.35 s on every `secmlops sign` / `verify`, for key signatures too.
+    The package is registered as a plain namespace for its submodules; a PEP 562 module
+    __getattr__ loads a public submodule (`model_signing.verifying`, ...) on first attribute
+    access, so code that uses the public API still works. Nothing changes when the package was
+    already imported."""
+    if "model_signing" in sys.modules:
+        return
+    spec = importlib.util.find_spec("model_signing")
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not installed: the real import raises where it is needed
+    package = importlib.util.module_from_spec(spec)
+
+    def submodule(name: str) -> Any:
+        try:
+            return importlib.import_module(f"model_signing.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'model_signing' has no attribute {name!r}") from None
+
+    package.__getattr__ = submodule  # type: ignore[method-assign]
+    sys.modules["model_signing"] = package
+
+
+_defer_model_signing_init()
 
 Progress = Callable[[str, int, int], None]  # (what, bytes done, bytes total)
 HashName = Literal["sha256", "blake3"]
@@ -260,13 +291,16 @@ def sign_model(
 
 
 def _build_signer(method: SignMethod) -> Any:
-    from model_signing._signing import sign_certificate, sign_ec_key
-
+    # Each method imports only its own signer module (certificates and Sigstore are heavy).
     if isinstance(method, KeySigner):
+        from model_signing._signing import sign_ec_key
+
         _check_ec(keys.load_private_key(method.private_key, method.passphrase), method.private_key)
         # model_signing passes the password straight to cryptography, which wants bytes.
         return sign_ec_key.Signer(method.private_key, cast(Any, method.passphrase))
     if isinstance(method, CertificateSigner):
+        from model_signing._signing import sign_certificate
+
         try:
             _check_ec(keys.load_private_key(method.private_key), method.private_key)
         except SignatureError as exc:
@@ -923,11 +957,13 @@ def _pem_hint(path: Path) -> str:
 
 
 def _pb_verifier(method: VerifyMethod) -> Any:
-    from model_signing._signing import sign_certificate, sign_ec_key
-
     if isinstance(method, PublicKeyTrust):
+        from model_signing._signing import sign_ec_key
+
         _check_ec(keys.load_public_key(method.public_key), method.public_key)
         return sign_ec_key.Verifier(method.public_key)
+    from model_signing._signing import sign_certificate
+
     assert isinstance(method, CertificateTrust)
     if not method.chain:
         raise SignatureError(
