@@ -45,20 +45,25 @@ def _cert(
     cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
     path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     path.with_suffix(".key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())  # fmt: skip
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     return cert, key
 
 
 def _handshake(port: int, ctx: ssl.SSLContext) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := tls.recv(4096):
-                data += chunk
-            return data.decode(errors="replace")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := tls.recv(4096):
+            data += chunk
+        return data.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +85,10 @@ def tls_gateway(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "exited")
+                message = proc.stderr.read().decode() if proc.stderr else "exited"
+                raise RuntimeError(message) from exc
             time.sleep(0.3)
     yield root, port
     proc.terminate()
