@@ -57,9 +57,10 @@ def _chain(head: tuple[int, str] | None, entries: Sequence[Entry]) -> list[dict[
 def append_many(conn: Connection, entries: Sequence[Entry]) -> None:
     """Chain ENTRIES after the current head inside the caller's transaction, in one insert.
 
-    The head is read inside the write transaction (SQLite takes the write lock at BEGIN, see
-    store.db), so a concurrent writer waits instead of forking the chain; two writers that still
-    pick the same sequence number fail on its primary key.
+    The head is read inside the write transaction while holding the log's write lock (SQLite
+    takes it at BEGIN; PostgreSQL through a transaction-scoped advisory lock; see store.db), so a
+    concurrent writer waits instead of forking the chain; two writers that still pick the same
+    sequence number fail on its primary key.
     """
     if not entries:
         return

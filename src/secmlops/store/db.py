@@ -7,6 +7,7 @@ the same schema. Schema changes are numbered migrations applied in order and rec
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -128,6 +129,12 @@ def _migration_1(conn: Connection) -> None:
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1,)
 
 
+# PostgreSQL advisory-lock id for metadata writers (any constant 64-bit value, fixed forever).
+_PG_WRITE_LOCK = int.from_bytes(
+    hashlib.sha256(b"secmlops metadata").digest()[:8], "big", signed=True
+)
+
+
 def home_database_url(home: Path) -> str:
     """The default metadata database of a secmlops home folder (SQLite)."""
     return f"sqlite:///{home / 'secmlops.db'}"
@@ -156,6 +163,15 @@ def open_database(url: str) -> Engine:
             # Take the write lock at BEGIN: two writers that both read the audit head and then
             # upgrade would otherwise fail with SQLITE_BUSY instead of waiting their turn.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    elif engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "begin")
+        def _one_writer(conn):  # type: ignore[no-untyped-def]
+            # The same rule as SQLite's BEGIN IMMEDIATE: one transaction at a time holds the
+            # metadata write lock (released at commit or rollback), so version numbers and the
+            # audit chain's head are read and extended without a race.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
 
     try:
         SchemaVersion.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
