@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -83,24 +83,35 @@ def test_tampering_is_detected_on_postgres(engine: Engine) -> None:
     assert not audit.verify_log(engine).ok
 
 
-def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
-    """Eight threads append at once: no forked chain, no lost record, no failed writer."""
+def _all_at_once(work: Callable[[int], object], n: int) -> list[object]:
+    """Run work(0..n-1) in n threads at the same time; return the results, raise the first error."""
+    results: list[object] = []
     errors: list[BaseException] = []
 
-    def writer(k: int) -> None:
+    def run(k: int) -> None:
         try:
-            for i in range(15):
-                with engine.begin() as conn:
-                    audit.append_many(conn, [(f"w{k}", "write", "s", {"i": i})])
+            results.append(work(k))
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
+    return results
+
+
+def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
+    """Eight threads append at once: no forked chain, no lost record, no failed writer."""
+
+    def writer(k: int) -> None:
+        for i in range(15):
+            with engine.begin() as conn:
+                audit.append_many(conn, [(f"w{k}", "write", "s", {"i": i})])
+
+    _all_at_once(writer, 8)
     log = audit.verify_log(engine)
     assert log.ok, log.problems
     assert log.records == 8 * 15
@@ -125,22 +136,9 @@ def test_concurrent_pushes_get_distinct_versions(engine: Engine, tmp_path: Path)
     )
     models = [make_model(tmp_path / f"m{k}", f"v{k}".encode()) for k in range(6)]
     signatures = [signer.sign(m) for m in models]
-    versions: list[int] = []
-    errors: list[BaseException] = []
 
-    def push(k: int) -> None:
-        try:
-            versions.append(
-                reg.push(models[k], "fraud", signatures[k], "alice", facts=GOOD_FACTS).version
-            )
-        except BaseException as exc:
-            errors.append(exc)
+    def push(k: int) -> int:
+        return reg.push(models[k], "fraud", signatures[k], "alice", facts=GOOD_FACTS).version
 
-    threads = [threading.Thread(target=push, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+    assert sorted(_all_at_once(push, 6)) == [1, 2, 3, 4, 5, 6]  # type: ignore[type-var]
     assert audit.verify_log(engine).ok
