@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from secmlops.report.model_report import build_model_report, render_html, render_oscal
 from secmlops.store import audit
 from tests.store.conftest import GOOD_FACTS, KeySigner, make_model, make_registry
@@ -61,3 +63,17 @@ def test_oscal_has_required_fields(tmp_path: Path) -> None:
         f["related-observations"][0]["observation-uuid"] in observation_ids
         for f in result["findings"]
     )
+
+
+def test_oscal_validates_against_the_oscal_models(tmp_path: Path) -> None:
+    """Validated by compliance-trestle's models, generated from NIST's OSCAL JSON schema."""
+    from trestle.oscal.assessment_results import AssessmentResults
+
+    reg, info = _registered(tmp_path, GOOD_FACTS)
+    doc = render_oscal(build_model_report(info, audit.verify_log(reg.engine)))
+    parsed = AssessmentResults.model_validate(doc["assessment-results"])
+    findings = parsed.results[0].findings or []
+    assert len(findings) == len(doc["assessment-results"]["results"][0]["findings"]) > 0
+    broken = {**doc["assessment-results"], "results": [{"title": "no uuid"}]}
+    with pytest.raises(ValueError, match="uuid"):  # the models check: no result without a uuid
+        AssessmentResults.model_validate(broken)
