@@ -10,9 +10,11 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from secmlops.errors import ConfigError
+from secmlops.errors import ConfigError, Error
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +29,30 @@ class ModelsConfig:
     max_pickle_ops: int = 50_000_000
 
 
+# Sections whose keys are the fields of a layer's settings dataclass: [pii] configures
+# scan.data.pii.PiiSettings, and so on. The class is imported only when its section is present,
+# so a run without these sections never imports pandas or scipy through the configuration.
+LAYER_SECTIONS: dict[str, tuple[str, str]] = {
+    "pii": ("secmlops.scan.data.pii", "PiiSettings"),
+    "poisoning": ("secmlops.scan.data.poisoning", "PoisonSettings"),
+    "drift": ("secmlops.scan.data.drift", "DriftThresholds"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
     fail_on: str = "high"
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    # validated values of the LAYER_SECTIONS present in the file, by section name
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def layer_settings(self, section: str, settings_type: type[T], **overrides: Any) -> T:
+        """SETTINGS_TYPE from the file's [SECTION], then OVERRIDES that are not None (flags)."""
+        values = {**self.layers.get(section, {})}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return settings_type(**values)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -60,6 +80,8 @@ def _validate(data: dict[str, Any], source: str) -> Config:
         fail_on: str = "high"
         models: ModelsSchema = Field(default_factory=lambda: ModelsSchema())
 
+    layers = {name: _layer_section(name, data.pop(name), source) for name in list(data)
+              if name in LAYER_SECTIONS}  # fmt: skip
     try:
         parsed = Schema.model_validate(data)
     except ValidationError as exc:
@@ -73,7 +95,38 @@ def _validate(data: dict[str, Any], source: str) -> Config:
             tuple(m.allow), m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members,
             m.max_pickle_ops,
         ),
+        layers=layers,
     )  # fmt: skip
+
+
+def _layer_section(name: str, values: Any, source: str) -> dict[str, Any]:
+    """Check [NAME] against the fields of the settings class it configures (types, ranges)."""
+    import dataclasses
+    import importlib
+
+    from pydantic import TypeAdapter, ValidationError
+
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table of settings")
+    module, cls_name = LAYER_SECTIONS[name]
+    settings_type = getattr(importlib.import_module(module), cls_name)
+    known = {f.name for f in dataclasses.fields(settings_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: [{name}] has no setting {unknown[0]!r}",
+            hint=f"known settings: {', '.join(sorted(known))}",
+        )
+    try:  # types and ranges; the class's own checks (__post_init__) run too
+        TypeAdapter(settings_type).validate_python(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {name}.{where}: {first['msg']}") from None
+    except (ValueError, Error) as exc:  # raised by the settings class's own validation
+        message = exc.message if isinstance(exc, Error) else str(exc)
+        raise ConfigError(f"{source}: [{name}]: {message}") from None
+    return dict(values)
 
 
 def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
