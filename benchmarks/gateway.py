@@ -152,7 +152,9 @@ def main() -> None:
             targets = {"bare FastAPI": (bare_url, []), **targets}
             phases = {"saturated": args.concurrency, "bounded": 1}
             results: dict[tuple[str, str], tuple[list[float], list[float], dict[int, int]]] = {}
-            for _round in range(2):  # interleaved rounds: a loaded machine drifts less between configs
+            for _round in range(
+                2
+            ):  # interleaved rounds: a loaded machine drifts less between configs
                 for phase, clients in phases.items():
                     for name, (target, toks) in targets.items():
                         rps, lat, codes = load(target, toks, args.requests, clients)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -133,6 +134,17 @@ def start_gateway(config: Path, port: int | None = None) -> tuple[subprocess.Pop
             raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "gateway exited")
     proc.kill()
     raise RuntimeError("gateway did not start")
+
+
+@contextmanager
+def serving(config: Path) -> Iterator[Env]:
+    """A gateway started on `config` (its folder holds token.pem), stopped on exit."""
+    proc, url = start_gateway(config)
+    try:
+        yield Env(url, config.parent, config.parent / "token.pem", proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

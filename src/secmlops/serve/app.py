@@ -29,11 +29,12 @@ from starlette.concurrency import run_in_threadpool
 
 from secmlops.errors import GatewayError, StoreError
 from secmlops.serve.audit_writer import AuditWriter
-from secmlops.serve.breaker import CircuitBreaker
+from secmlops.serve.breaker import CircuitBreaker, CostBudget
 from secmlops.serve.config import GatewayConfig
 from secmlops.serve.extraction import ExtractionMonitor
 from secmlops.serve.limits_guard import Exceeded, Limiter, LimitSettings, LimitStoreUnavailable
 from secmlops.serve.models import LoadResult, ModelEntry, TabularModel, load_models
+from secmlops.serve.monitoring import Monitor
 from secmlops.serve.shields import (
     ChatLimits,
     check_chat_parameters,
@@ -69,7 +70,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         422: "Input does not match the model's schema or a parameter is refused",
         429: "Rate limit or budget reached (see Retry-After)",
         502: "The upstream chat model failed or answered with a server error",
-        503: "The audit record could not be committed; nothing was answered",
+        503: "The audit record could not be committed (nothing was answered), or the model's or "
+             "upstream's circuit is open (see Retry-After)",
     }.items()
 }  # fmt: skip
 
@@ -174,6 +176,12 @@ class Gateway:
               registry=self.metrics).set_function(lambda: writer.batches)  # fmt: skip
         Gauge("secmlops_gateway_audit_records", "Audit records committed",
               registry=self.metrics).set_function(lambda: writer.records)  # fmt: skip
+        self.monitor = Monitor(config, self.metrics, self.audit_sync)
+        self.chat_budget = (
+            CostBudget(config.chat.budget.limit, config.chat.budget.window)
+            if config.chat.budget is not None
+            else None
+        )
 
     def load(self) -> None:
         entries = [ModelEntry(m.name, m.ref, tuple(m.tenants)) for m in self.config.models]
@@ -181,6 +189,8 @@ class Gateway:
         self.loaded.set(len(self.models.loaded))
         for model in self.models.loaded.values():
             self.extraction.threshold(len(model.features))  # calibrate now, not on a request
+            self.monitor.add_model(model.name, model.features)
+        self.monitor.watch_chat(self.breaker)
         for name, model in self.models.loaded.items():
             self.audit_sync(
                 "gateway", "model-load", name, {"version": model.version, "status": "loaded"}
@@ -202,7 +212,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(gw.load)
+        gw.monitor.start()
         yield
+        await run_in_threadpool(gw.monitor.stop)
         gw.audit_writer.close()
 
     app = FastAPI(title="secmlops gateway", version="1", lifespan=lifespan)
@@ -254,6 +266,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         actor = f"{who.tenant}/{who.subject}"
+        gw.monitor.requests += 1
         try:
             model = model_for(name, who)
             await gw.limiter.check_request(who.tenant, who.subject, name)
@@ -269,10 +282,33 @@ def create_app(config: GatewayConfig) -> FastAPI:
                     await gw.audit(
                         actor, f"extraction-{verdict.action}", name, {"reason": verdict.reason}
                     )
+                    gw.monitor.alert(f"extraction-{verdict.action}", f"{name}:{actor}",
+                                     {"model": name, "actor": actor, "reason": verdict.reason})  # fmt: skip
                     if verdict.action == "block":
                         raise HTTPException(429, f"suspected model extraction: {verdict.reason}",
                                             headers={"Retry-After": "3600"})  # fmt: skip
-            predictions = model.predict(matrix)
+            guard = gw.monitor.guards[name]
+            if not guard.breaker.allow():
+                guard.observe(matrix, None)  # inputs still show whether the drift has cleared
+                raise HTTPException(503, f"model circuit open ({', '.join(sorted(guard.breaker.holds)) or 'errors'})",
+                                    headers={"Retry-After": str(guard.breaker.retry_after())})  # fmt: skip
+            if guard.budget is not None and guard.budget.spend(len(matrix)):
+                await run_in_threadpool(gw.monitor.hold, name, guard.breaker, "budget",
+                                        guard.budget.remaining_window(), {"limit": guard.budget.limit})  # fmt: skip
+                raise HTTPException(503, "model circuit open (budget)",
+                                    headers={"Retry-After": str(guard.breaker.retry_after())})  # fmt: skip
+            try:
+                predictions = model.predict(matrix)
+            except Exception as exc:  # a failing model counts towards its circuit breaker
+                if guard.breaker.record(False):
+                    await gw.audit("gateway", "circuit-open", name,
+                                   {"reason": "errors", "consecutive_failures": guard.breaker.consecutive})  # fmt: skip
+                    gw.monitor.alert("circuit-open", name, {"reason": "errors"})
+                await gw.audit(actor, "model-error", name, {"error": type(exc).__name__})
+                raise HTTPException(503, "model failed", headers={"Retry-After": "5"}) from exc
+            guard.breaker.record(True)
+            if guard.drift is not None:
+                guard.observe(matrix, [p["score"] for p in predictions])
             result = {"model": name, "version": model.version, "predictions": predictions}
             await gw.audit(actor, "predict", f"{name}@{model.version}",
                            {"input_sha256": _sha256(body), "output_sha256": _sha256(predictions),
@@ -308,12 +344,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
             gw.shield.labels("circuit-breaker", "open").inc()
             await gw.audit("gateway", "circuit-open", "chat",
                            {"consecutive_failures": gw.breaker.consecutive, "cooldown": gw.breaker.cooldown})  # fmt: skip
+            gw.monitor.alert("circuit-open", "chat", {"reason": "errors"})
 
     @app.post("/v1/chat/completions", responses=ERRORS, openapi_extra=chat_body(gw.chat_limits))
     async def chat(request: Request, who: Identity = Depends(identity)) -> JSONResponse:
         import httpx
 
         actor = f"{who.tenant}/{who.subject}"
+        gw.monitor.requests += 1
         if who.tenant not in config.chat.tenants or not (who.may("chat")):
             raise HTTPException(403, "token lacks scope chat for this tenant")
         if not config.chat.upstream_url:
@@ -349,6 +387,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
         headers = {}
         if config.chat.upstream_api_key_env and os.environ.get(config.chat.upstream_api_key_env):
             headers["Authorization"] = f"Bearer {os.environ[config.chat.upstream_api_key_env]}"
+        # `state`, not `allow()`: asking must not use up the half-open circuit's one trial request
+        if (
+            gw.chat_budget is not None
+            and gw.breaker.state != "open"
+            and gw.chat_budget.spend(budget)
+        ):
+            await run_in_threadpool(gw.monitor.hold, "chat", gw.breaker, "budget",
+                                    gw.chat_budget.remaining_window(), {"limit": gw.chat_budget.limit})  # fmt: skip
         if not gw.breaker.allow():
             gw.requests.labels("chat", "503").inc()
             await gw.audit(actor, "circuit-open-refused", "chat", {"prompt_sha256": prompt_hash})
@@ -388,10 +434,30 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise HTTPException(403, "admin scope required")
         mine = {m.name for m in config.models if who.tenant in m.tenants}
         return {
-            "loaded": {n: {"version": m.version, "features": list(m.features)}
+            "loaded": {n: {"version": m.version, "features": list(m.features),
+                           **gw.monitor.guards[n].describe()}
                        for n, m in gw.models.loaded.items() if n in mine},
             "refused": {n: r for n, r in gw.models.refused.items() if n in mine},
         }  # fmt: skip
+
+    @app.post("/admin/models/{name}/reset", responses=ERRORS)
+    async def admin_reset(name: str, who: Identity = Depends(identity)) -> dict[str, Any]:
+        """Close the model's circuit (errors, drift, budget) and restart its drift window."""
+        if "admin" not in who.scopes:
+            raise HTTPException(403, "admin scope required")
+        guard = gw.monitor.guards.get(name)
+        if guard is None or who.tenant not in gw.models.loaded[name].tenants:
+            raise HTTPException(404, "no such model")
+        was = gw.monitor.reset(guard)
+        await gw.audit(f"{who.tenant}/{who.subject}", "circuit-reset", name, {"was": was})
+        return {"model": name, **guard.describe()}
+
+    @app.get("/admin/host", responses=ERRORS)
+    async def admin_host(who: Identity = Depends(identity)) -> dict[str, Any]:
+        """The host monitor's state (CPU, GPU availability, busy-while-idle verdicts)."""
+        if "admin" not in who.scopes:
+            raise HTTPException(403, "admin scope required")
+        return gw.monitor.describe_host()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -14,10 +14,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BudgetConfig(_Strict):
+    """A cost budget: at most `limit` units (prediction rows, or estimated chat tokens) per
+    fixed window of `window` seconds, all tenants together; past it the circuit opens."""
+
+    limit: int = Field(ge=1)
+    window: float = Field(default=3600.0, gt=0, le=31 * 86400)
+
+
 class ModelConfig(_Strict):
     name: str
     ref: str = "production"
     tenants: list[str] = Field(min_length=1)
+    # Drift profile of the training data (`secmlops monitor profile`); none = no drift monitor.
+    reference_profile: Path | None = None
+    # Profile column holding the model's predicted scores on the training data, if any.
+    prediction_column: str = "score"
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)
+    budget: BudgetConfig | None = None
 
 
 class LimitsConfig(_Strict):
@@ -43,12 +58,38 @@ class ChatConfig(_Strict):
     breaker_failures: int = Field(default=5, ge=1, le=1000)
     breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    budget: BudgetConfig | None = None
 
 
 class ExtractionConfig(_Strict):
     enabled: bool = True
     prada_threshold: float = Field(default=0.90, gt=0, lt=1)
     action: str = Field(default="block", pattern="^(block|flag)$")
+
+
+class DriftConfig(_Strict):
+    window: int = Field(default=5000, ge=100, le=100_000)  # recent rows kept per model
+    check_every: int = Field(default=500, ge=1)  # requests between checks ...
+    check_interval: float = Field(default=60.0, gt=0, le=86400)  # ... or seconds, whichever first
+    min_rows: int = Field(default=500, ge=50)  # no verdict on fewer rows
+    dataset_share: float = Field(default=0.3, gt=0, le=1)  # share of drifted features = drift
+    action: str = Field(default="alert", pattern="^(alert|stop)$")
+
+
+class AlertsConfig(_Strict):
+    webhook_url: str | None = Field(default=None, pattern="^https?://")
+    timeout: float = Field(default=2.0, gt=0, le=30)
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
+    repeat_after: float = Field(default=300.0, ge=0, le=86400)  # same alert, same subject: quiet
+
+
+class HostMonitorConfig(_Strict):
+    enabled: bool = True
+    interval: float = Field(default=5.0, ge=0.05, le=3600)  # seconds between samples
+    busy_percent: float = Field(default=80.0, gt=0, le=100)
+    idle_requests_per_second: float = Field(default=0.2, ge=0)
+    sustain: float = Field(default=300.0, gt=0, le=86400)  # busy-while-idle this long = alert
+    gpu: bool = True
 
 
 class GatewayConfig(_Strict):
@@ -67,6 +108,9 @@ class GatewayConfig(_Strict):
     # power-loss: each audit commit is fsynced (survives power loss and kernel crashes);
     # process-crash: survives the gateway being killed (SIGKILL, OOM) but not a host crash.
     audit_durability: str = Field(default="power-loss", pattern="^(power-loss|process-crash)$")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    host_monitor: HostMonitorConfig = Field(default_factory=HostMonitorConfig)
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
@@ -89,4 +133,6 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         "token_keys": [base / p for p in config.token_keys],
         "home": base / config.home,
         "trust_key": base / config.trust_key,
+        "models": [m.model_copy(update={"reference_profile": base / m.reference_profile})
+                   if m.reference_profile is not None else m for m in config.models],
     })  # fmt: skip

@@ -25,8 +25,15 @@ class _ClientState:
     """One client's recent queries in a ring buffer, their nearest-neighbour distances, and
     whether each step changed exactly one feature."""
 
-    __slots__ = ("queries", "stored", "last", "distances", "single_feature_steps", "untested",
-                 "prada")  # fmt: skip
+    __slots__ = (
+        "distances",
+        "last",
+        "prada",
+        "queries",
+        "single_feature_steps",
+        "stored",
+        "untested",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.queries: np.ndarray | None = None  # (WINDOW, features), allocated on first query
