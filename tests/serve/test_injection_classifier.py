@@ -104,3 +104,31 @@ def test_missing_extra_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(GatewayError) as info:
         EmbeddingClassifier()
     assert "secmlops[llm]" in (info.value.hint or "")
+
+
+def test_gateway_uses_the_classifier_when_configured(tmp_path: Path) -> None:
+    """Over a real socket: a paraphrased attack the patterns let through is refused (400) once
+    `chat.injection.classifier` is on; an ordinary prompt still reaches the upstream."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    pytest.importorskip("wordllama", reason="the llm extra is not installed")
+    from tests.serve.conftest import Upstream, serving, write_gateway
+
+    paraphrase = PARAPHRASED_ATTACKS[4]  # no pattern matches it; the classifier scores it 0.7+
+    assert score_injection(paraphrase).action == "allow"
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    chat = {"upstream_url": f"http://127.0.0.1:{upstream.server_address[1]}",
+            "tenants": ["bank-a"], "injection": {"classifier": True}}  # fmt: skip
+    try:
+        with serving(write_gateway(tmp_path, chat=chat)) as env:
+            token = env.token(sub="chatter", scopes=("chat",))
+            attack = env.post("/v1/chat/completions",
+                              {"messages": [{"role": "user", "content": paraphrase}]}, token)  # fmt: skip
+            assert attack.status_code == 400, attack.text
+            ordinary = env.post("/v1/chat/completions",
+                                {"messages": [{"role": "user", "content": ORDINARY[0]}]}, token)  # fmt: skip
+            assert ordinary.status_code == 200, ordinary.text
+    finally:
+        upstream.shutdown()

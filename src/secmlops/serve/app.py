@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -43,6 +43,9 @@ from secmlops.serve.shields import (
     score_injection,
 )
 from secmlops.serve.tokens import Identity, TokenRejected, TokenVerifier, load_verify_key
+
+if TYPE_CHECKING:
+    from secmlops.serve.injection_classifier import EmbeddingClassifier
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -161,6 +164,11 @@ class Gateway:
         self.chat_limits = ChatLimits(config.chat.max_tokens, config.chat.max_top_logprobs)
         self.breaker = CircuitBreaker(config.chat.breaker_failures, config.chat.breaker_cooldown)
         self.redact = make_redactor() if config.chat.redact_output else None
+        self.injection_classifier: EmbeddingClassifier | None = None
+        if config.chat.injection.classifier:  # loaded now: a missing extra stops the start
+            from secmlops.serve.injection_classifier import EmbeddingClassifier
+
+            self.injection_classifier = EmbeddingClassifier()
         self.metrics = CollectorRegistry()
         self.requests = Counter("secmlops_gateway_requests", "Requests by route and status",
                                 ["route", "status"], registry=self.metrics)  # fmt: skip
@@ -346,6 +354,19 @@ def create_app(config: GatewayConfig) -> FastAPI:
                            {"consecutive_failures": gw.breaker.consecutive, "cooldown": gw.breaker.cooldown})  # fmt: skip
             gw.monitor.alert("circuit-open", "chat", {"reason": "errors"})
 
+    def injection_verdicts(texts: list[str]) -> list[Any]:
+        """Pattern verdicts, raised by the embedding classifier's probability when it is on."""
+        limits = config.chat.injection
+        verdicts = [score_injection(t, flag_at=limits.flag_at, block_at=limits.block_at)
+                    for t in texts]  # fmt: skip
+        if gw.injection_classifier is None:
+            return verdicts
+        from secmlops.serve.injection_classifier import combine_injection
+
+        probabilities = gw.injection_classifier.scores([normalize_text(t)[0] for t in texts])
+        return [combine_injection(v, p, flag_at=limits.flag_at, block_at=limits.block_at)
+                for v, p in zip(verdicts, probabilities, strict=True)]  # fmt: skip
+
     @app.post("/v1/chat/completions", responses=ERRORS, openapi_extra=chat_body(gw.chat_limits))
     async def chat(request: Request, who: Identity = Depends(identity)) -> JSONResponse:
         import httpx
@@ -369,9 +390,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             body.get("max_tokens") or body.get("max_completion_tokens") or 256
         )
         await gw.limiter.check_tokens(who.tenant, who.subject, budget)
-        worst = max((score_injection(t, flag_at=config.chat.injection.flag_at,
-                                     block_at=config.chat.injection.block_at) for t in texts),
-                    key=lambda v: v.score)  # fmt: skip
+        worst = max(injection_verdicts(texts), key=lambda v: v.score)
         prompt_hash = _sha256(body["messages"])
         if worst.action != "allow":
             gw.shield.labels("prompt-injection", worst.action).inc()

@@ -45,6 +45,7 @@ class LimitsConfig(_Strict):
 class InjectionConfig(_Strict):
     flag_at: float = Field(default=0.4, ge=0, le=1)
     block_at: float = Field(default=0.7, ge=0, le=1)
+    classifier: bool = False  # add the embedding classifier's score (needs the llm extra)
 
 
 class ChatConfig(_Strict):
