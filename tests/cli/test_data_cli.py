@@ -166,26 +166,38 @@ def test_pii_and_poisoning_are_called_when_installed(
     pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}).to_csv(tmp_path / "t.csv", index=False)
     calls: list[str] = []
 
-    def fake_pii(frame: pd.DataFrame, location: Location) -> list[Finding]:
-        calls.append(f"pii {len(frame)} {location.path}")
+    def fake_pii(frame: pd.DataFrame, location: Location, *, settings: object) -> list[Finding]:
+        calls.append(f"pii {len(frame)} {location.path} {settings}")
         return []
 
     def fake_poison(
-        frame: pd.DataFrame, *, label: str, reference: object, location: Location
+        frame: pd.DataFrame, *, label: str, reference: object, location: Location, settings: object
     ) -> list[Finding]:
-        calls.append(f"poison {label} {reference is not None}")
+        calls.append(f"poison {label} {reference is not None} {settings}")
         raise DataError("label column missing")
 
+    def settings_type(**values: object) -> dict[str, object]:
+        return values
+
     monkeypatch.setitem(
-        sys.modules, engine.PII_MODULE, types.SimpleNamespace(scan_frame_pii=fake_pii)
+        sys.modules,
+        engine.PII_MODULE,
+        types.SimpleNamespace(scan_frame_pii=fake_pii, PiiSettings=settings_type),
     )
     monkeypatch.setitem(
-        sys.modules, engine.POISONING_MODULE, types.SimpleNamespace(scan_poisoning=fake_poison)
+        sys.modules,
+        engine.POISONING_MODULE,
+        types.SimpleNamespace(scan_poisoning=fake_poison, PoisonSettings=settings_type),
     )
+    layers = {"pii": {"column_share": 0.3}}  # as [pii] of secmlops.toml gives it
     report = scan_data(
-        [tmp_path], DataScanSettings(label="y", reference=pd.DataFrame({"y": ["a"]}))
+        [tmp_path],
+        DataScanSettings(label="y", reference=pd.DataFrame({"y": ["a"]}), layers=layers),
     )
-    assert calls == [f"pii 2 {tmp_path / 't.csv'}", "poison y True"]
+    assert calls == [
+        f"pii 2 {tmp_path / 't.csv'} {{'column_share': 0.3}}",
+        "poison y True {}",
+    ]
     assert report.errors and "poisoning checks could not run" in report.errors[0].message
 
     calls.clear()

@@ -110,3 +110,24 @@ def test_budget_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     code, _, err = cli(capsys, "data", "budget", "show", "claims", "--store", store)
     assert code == 2
     assert "damaged privacy ledger" in err
+
+
+def test_drift_and_poisoning_thresholds_come_from_the_config_file(
+    tables: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tables / "secmlops.toml"
+    config.write_text("[drift]\nwasserstein = 5.0\npsi = 5.0\njensen_shannon = 1.0\n")
+    args = ["monitor", "drift", "-r", str(tables / "ref.csv"), "-c", str(tables / "cur.parquet")]
+    code, out, _ = cli(capsys, *args, "-f", "json", "--config", str(config))
+    assert code == 0 and json.loads(out)["findings"] == []  # a 0.5 sd shift is below 5 sd
+    code, out, _ = cli(
+        capsys, *args, "-f", "json", "--config", str(config), "--wasserstein", "0.05"
+    )
+    assert code == 1  # the flag wins over the file
+    config.write_text("[poisoning]\ncluster_min_size = 1000\n")
+    code, out, _ = cli(
+        capsys, "scan", "poisoning", str(tables / "ref.csv"), "--label", "channel",
+        "--check", "cluster", "-f", "json", "--config", str(config),
+    )  # fmt: skip
+    (finding,) = json.loads(out)["findings"]
+    assert "fewer than 4000 distinct rows" in finding["message"]

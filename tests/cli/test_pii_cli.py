@@ -103,3 +103,21 @@ def test_anonymize_refuses_to_write_the_input(table: Path) -> None:
     assert result.returncode == 2
     assert "refusing" in result.stderr and "Traceback" not in result.stderr
     assert table.read_text() == CSV
+
+
+def test_pii_thresholds_come_from_the_config_file(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.csv"
+    notes.write_text(
+        "notes\n" + "".join(f"ssn 536-22-12{i:02d} on file\n" for i in range(3)) + "fine\n" * 20
+    )
+    config = tmp_path / "secmlops.toml"
+    config.write_text("[pii]\nmax_cell_findings = 1\nregion = 'DE'\n")
+    for command in (["scan", "pii"], ["scan", "data"]):
+        default = invoke(*command, str(notes), "-f", "json")
+        assert [f["rule_id"] for f in json.loads(default[1])["findings"]] == ["PII-SSN"] * 3
+        code, out, _ = invoke(*command, str(notes), "-f", "json", "--config", str(config))
+        found = json.loads(out)["findings"]
+        assert [f["location"]["rows"] for f in found] == [[0], [1, 2]], command  # 1 + summary
+    config.write_text("[pii]\nmax_cell_findings = 'many'\n")
+    code, _, error = invoke("scan", "pii", str(notes), "--config", str(config))
+    assert code != 0 and error is not None and "max_cell_findings" in str(error)

@@ -93,6 +93,7 @@ def scan_data_cmd(
         encoding=encoding,
         max_columns=max_columns,
         max_rows=max_rows,
+        layers=cfg.layers,  # [pii] and [poisoning] thresholds of secmlops.toml
     )
     with progress_bar("checking data", quiet) as progress:
         report = scan_data(paths, settings, progress)

@@ -115,20 +115,31 @@ def monitor_drift(
     html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML report with a plot per drifted feature."
     ),
-    wasserstein: float = typer.Option(
-        0.05, "--wasserstein", min=0, help="Normalised Wasserstein threshold (reference std units)."
+    # Thresholds: the flag, else [drift] of secmlops.toml, else the default in the help.
+    wasserstein: float | None = typer.Option(
+        None, "--wasserstein", min=0, help="Normalised Wasserstein threshold (std units; 0.05)."
     ),
-    psi: float = typer.Option(0.2, "--psi", min=0, help="PSI threshold (numbers and categories)."),
-    js: float = typer.Option(0.05, "--js", min=0, help="Jensen-Shannon distance threshold."),
-    missing: float = typer.Option(0.05, "--missing", min=0, help="Missing-share change threshold."),
-    alpha: float = typer.Option(
-        0.01, "--alpha", min=0, max=1, help="Benjamini-Hochberg FDR of the confirming tests."
+    psi: float | None = typer.Option(
+        None, "--psi", min=0, help="PSI threshold, numbers and categories (0.2)."
     ),
-    sample_cap: int = typer.Option(
-        10_000, "--sample-cap", min=10, help="Sample size at which p-values are computed."
+    js: float | None = typer.Option(
+        None, "--js", min=0, help="Jensen-Shannon distance threshold (0.05)."
     ),
-    dataset_share: float = typer.Option(
-        0.3, "--dataset-share", min=0, max=1, help="Share of drifted features = data-set drift."
+    missing: float | None = typer.Option(
+        None, "--missing", min=0, help="Missing-share change threshold (0.05)."
+    ),
+    alpha: float | None = typer.Option(
+        None, "--alpha", min=0, max=1, help="Benjamini-Hochberg FDR of the confirming tests (0.01)."
+    ),
+    sample_cap: int | None = typer.Option(
+        None, "--sample-cap", min=10, help="Sample size at which p-values are computed (10000)."
+    ),
+    dataset_share: float | None = typer.Option(
+        None,
+        "--dataset-share",
+        min=0,
+        max=1,
+        help="Share of drifted features = data-set drift (0.3).",
     ),
     encoding: str | None = EncodingOpt,
     fmt: str | None = FormatOpt,
@@ -149,7 +160,17 @@ def monitor_drift(
     cfg = load_config(config)
     threshold = Severity.parse(fail_on or cfg.fail_on)
     form = choose_format(fmt, output)
-    thresholds = DriftThresholds(wasserstein, psi, js, missing, alpha, sample_cap, dataset_share)
+    thresholds = cfg.layer_settings(
+        "drift",
+        DriftThresholds,
+        wasserstein=wasserstein,
+        psi=psi,
+        jensen_shannon=js,
+        missing=missing,
+        alpha=alpha,
+        sample_cap=sample_cap,
+        dataset_share=dataset_share,
+    )
     started = time.perf_counter()
     ref: Profile | pd.DataFrame
     if profile or is_profile_file(reference):
@@ -196,12 +217,13 @@ def scan_poisoning_cmd(
     cannot be checked (unreadable, no label column, one class, too few rows) is an error (exit 2).
     """
     from secmlops.scan.data import stats_rules
-    from secmlops.scan.data.poisoning import CHECKS, scan_poisoning
+    from secmlops.scan.data.poisoning import CHECKS, PoisonSettings, scan_poisoning
     from secmlops.scan.data.tables import load_table, table_files
 
     cfg = load_config(config)
     threshold = Severity.parse(fail_on or cfg.fail_on)
     form = choose_format(fmt, output)
+    settings = cfg.layer_settings("poisoning", PoisonSettings)  # [poisoning] of secmlops.toml
     started = time.perf_counter()
     ref = _read_data(reference, encoding) if reference is not None else None
     report = Report(kind="poisoning", rules=dict(stats_rules.ALL))
@@ -211,7 +233,12 @@ def scan_poisoning_cmd(
             frame = load_table(file, encoding=encoding).frame
             report.extend(
                 scan_poisoning(
-                    frame, label=label, reference=ref, location=where, checks=checks or CHECKS
+                    frame,
+                    label=label,
+                    reference=ref,
+                    location=where,
+                    checks=checks or CHECKS,
+                    settings=settings,
                 )
             )
         except DataError as exc:

@@ -30,6 +30,7 @@ from secmlops.errors import DataError, ScanError, UsageError
 from secmlops.findings import Location, Report, ScanFailure, Severity
 
 if TYPE_CHECKING:
+    from secmlops.config import Config
     from secmlops.scan.data.pii import PiiSettings
 
 REGION_ENV = "SECMLOPS_PII_REGION"
@@ -41,15 +42,17 @@ RegionOpt = typer.Option(
 )
 
 
-def _settings(region: str | None) -> PiiSettings:
+def _settings(region: str | None, cfg: Config) -> PiiSettings:
+    """[pii] of secmlops.toml, the region from the flag, then $SECMLOPS_PII_REGION, then the file."""
     import phonenumbers
 
     from secmlops.scan.data.pii import PiiSettings
 
-    code = (region or os.environ.get(REGION_ENV) or "US").upper()
+    configured = cfg.layers.get("pii", {}).get("region")
+    code = str(region or os.environ.get(REGION_ENV) or configured or "US").upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise UsageError(f"unknown phone region {code!r}", hint="use a two-letter code such as US")
-    return PiiSettings(region=code)
+    return cfg.layer_settings("pii", PiiSettings, region=code)
 
 
 def _say(quiet: bool, text: str) -> None:
@@ -87,7 +90,7 @@ def scan_pii(
     cfg = load_config(config)
     threshold = Severity.parse(fail_on or cfg.fail_on)
     form = choose_format(fmt, output)
-    settings = _settings(region)
+    settings = _settings(region, cfg)
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")
@@ -137,6 +140,7 @@ def data_anonymize(
     encoding: str | None = EncodingOpt,
     fmt: str = typer.Option("text", "--format", "-f", help="Summary format: text or json."),
     quiet: bool = QuietOpt,
+    config: Path | None = ConfigOpt,
 ) -> None:
     """Write an anonymised copy of a table in the same format, with its own snapshot manifest.
 
@@ -160,7 +164,7 @@ def data_anonymize(
         raise UsageError(f"{path}: no such file", hint="anonymize takes one table file")
     check_distinct(path, out)
     rules = load_policy(policy) if policy is not None else Policy()
-    settings = _settings(region)
+    settings = _settings(region, load_config(config))
     token_vault = None
     if rules.needs("tokenize"):
         if vault is None:

@@ -266,3 +266,42 @@ def test_dense_columns_are_estimated_from_a_sample_without_cross_talk() -> None:
     assert dob.verdicts == ("DOB",) and dob.shares["DOB"] == pytest.approx(1.0)
     (finding,) = scan_frame_pii(pd.DataFrame({"iban": ibans}), WHERE, settings=small)
     assert "estimated from a sample" in finding.message
+
+
+# --- long columns: dense entities from a sample, rare ones from every cell ------------------
+
+LONG = PiiSettings(sample_cells=400, max_validations=100)  # what 10^6-row tables get, shrunk
+
+
+def test_rare_values_in_a_long_column_are_found_in_every_cell() -> None:
+    notes = [f"ticket {i} closed, nothing to report" for i in range(3000)]
+    notes[17] = "customer SSN 536-22-1234 read out on the phone"
+    notes[2999] = "refund to jane.doe@example.com"
+    notes[1234] = "paid with 4539 5787 6362 1486 yesterday"
+    rules = {
+        f.rule_id: f.location.rows
+        for f in scan_frame_pii(pd.DataFrame({"notes": notes}), WHERE, settings=LONG)
+    }
+    assert rules == {"PII-SSN": (17,), "PII-EMAIL": (2999,), "PII-CARD": (1234,)}
+
+
+def test_long_dense_columns_are_judged_on_a_sample_like_short_ones() -> None:
+    rng = np.random.default_rng(3)
+    orders = ["4" + "".join(map(str, rng.integers(0, 10, size=15))) for _ in range(3000)]
+    ibans = ["DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32"] * 1500
+    frame = pd.DataFrame({"order_number": orders, "iban": ibans})
+    for settings_ in (LONG, PiiSettings(max_validations=100)):  # sampled, then every cell
+        order, iban = (analyze_column(frame[c], c, settings=settings_) for c in frame.columns)
+        assert "CARD" not in order.spans  # Luhn passes by chance, sample or not
+        assert iban.verdicts == ("IBAN",) and set(iban.spans) == {"IBAN"}  # no cards inside
+        assert "IBAN" in iban.estimated
+    (finding,) = scan_frame_pii(frame, WHERE, settings=LONG)
+    assert finding.rule_id == "PII-COLUMN" and "estimated from a sample" in finding.message
+
+
+def test_a_long_column_that_arrow_cannot_encode_is_still_scanned() -> None:
+    cells = [f"row {i} \ud800 lone surrogate" for i in range(1000)]
+    cells[500] = "ssn 536-22-1234"
+    frame = pd.DataFrame({"x": pd.Series(cells, dtype=object)})  # pyarrow strings refuse them
+    (finding,) = scan_frame_pii(frame, WHERE, settings=LONG)
+    assert finding.rule_id == "PII-SSN" and finding.location.rows == (500,)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -301,3 +303,93 @@ def test_singleton_class_cannot_be_label_checked() -> None:
     frame.loc[0, "y"] = "lonely"
     found = scan_poisoning(frame, label="y", location=HERE, checks=["label"])
     assert [f.rule_id for f in found] == ["DATA-POISON-UNCHECKED"]
+
+
+# --- clusters: clean data of awkward shapes raises no alarm ---------------------------------------
+
+
+def clean_shapes(seed: int) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 200)
+    return {
+        "small n": pd.DataFrame(
+            {"a": rng.normal(size=40), "b": rng.normal(size=40), "y": rng.integers(0, 2, 40)}
+        ),
+        "one feature": pd.DataFrame({"a": rng.normal(size=200), "y": y}),
+        "two skewed features": pd.DataFrame(
+            {"a": rng.lognormal(size=200), "b": rng.exponential(size=200), "y": y}
+        ),
+        "binary columns": pd.DataFrame(
+            {f"b{i}": rng.random(200) < 0.3 for i in range(6)} | {"y": y}
+        ),
+        "binary and constant": pd.DataFrame(
+            {f"b{i}": rng.random(200) < 0.5 for i in range(3)}
+            | {"one": np.ones(200), "zero": np.zeros(200, dtype=int), "y": y}
+        ),
+        "small integers": pd.DataFrame(
+            {f"i{i}": rng.integers(0, 5, 200) for i in range(4)} | {"y": y}
+        ),
+    }
+
+
+def demo_table(folder: Path, rows: int) -> pd.DataFrame:
+    """The pipeline demo's training table: ids, hours, flags, skewed amounts, a hashed key."""
+    from types import SimpleNamespace
+
+    from secmlops.pipeline.example.project.fraud_pipeline import generate_transactions, prepare
+
+    source, train = folder / "t.csv", folder / "train.csv"
+    generate_transactions(source, rows=rows, seed=7)
+    prepare(SimpleNamespace(inputs=[source], outputs=[train, folder / "test.csv"]))
+    return pd.read_csv(train)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clean_data_of_awkward_shapes_has_no_cluster(seed: int) -> None:
+    for name, frame in clean_shapes(seed).items():
+        found = scan_poisoning(frame, label="y", location=HERE, checks=["cluster"])
+        assert rule_findings(found, "DATA-POISON-CLUSTER") == [], name
+
+
+def test_pipeline_demo_training_table_has_no_cluster(tmp_path: Path) -> None:
+    frame = demo_table(tmp_path, 6000)  # the old check cried wolf on this one
+    found = scan_poisoning(frame, label="is_fraud", location=HERE, checks=["cluster"])
+    assert rule_findings(found, "DATA-POISON-CLUSTER") == []
+
+
+def test_cluster_injected_into_discrete_data_is_still_found(tmp_path: Path) -> None:
+    frame = demo_table(tmp_path, 2000)
+    rng = np.random.default_rng(5)
+    n, start = 25, len(frame)
+    inject = pd.DataFrame(
+        {
+            "transaction_id": np.arange(start, start + n),
+            "amount": 900 + rng.normal(0, 0.5, n).round(2),
+            "hour": 3,
+            "distance_km": 150 + rng.normal(0, 0.1, n).round(1),
+            "foreign": True,
+            "card_age_days": rng.integers(5, 8, n),
+            "merchant_risk": (0.9 + rng.normal(0, 0.002, n)).round(3),
+            "region": "north",
+            "is_fraud": 0,
+            "customer_key": [f"{v:016x}" for v in rng.integers(0, 2**62, n)],
+        }
+    )
+    data = pd.concat([frame, inject], ignore_index=True)
+    (found,) = rule_findings(
+        scan_poisoning(data, label="is_fraud", location=HERE, checks=["cluster"]),
+        "DATA-POISON-CLUSTER",
+    )
+    assert set(found.location.rows) <= set(range(start, start + n))
+    assert found.evidence["count"] >= 20
+
+
+def test_a_class_of_few_distinct_rows_is_reported_unchecked() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.random(300) < 0.5, "b": rng.random(300) < 0.5, "y": rng.integers(0, 2, 300)}
+    )
+    found = scan_poisoning(frame, label="y", location=HERE, checks=["cluster"])
+    assert rule_findings(found, "DATA-POISON-CLUSTER") == []
+    (unchecked,) = rule_findings(found, "DATA-POISON-UNCHECKED")
+    assert "distinct rows" in unchecked.message

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -43,6 +43,15 @@ class DataScanSettings:
     encoding: str | None = None
     max_columns: int = DEFAULT_MAX_COLUMNS
     max_rows: int | None = None
+    # settings of the layer checks by section, as the configuration file gives them
+    # ({"pii": {"column_share": 0.3}, "poisoning": {...}}): see layer_settings
+    layers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def layer_settings(module: ModuleType, class_name: str, values: Mapping[str, Any]) -> Any:
+    """The settings class `class_name` of a check module, built from a plain dict of values
+    (a section of secmlops.toml; unknown keys and bad values are refused there)."""
+    return getattr(module, class_name)(**values)
 
 
 def optional_module(name: str) -> ModuleType | None:
@@ -130,8 +139,14 @@ def _scan_file(
         schema = settings.schema
         checks.append(("schema", lambda: validate_frame(table.frame, schema, location)))
     if pii is not None:
-        checks.append(("PII", lambda: pii.scan_frame_pii(table.frame, location)))
+        pii_settings = layer_settings(pii, "PiiSettings", settings.layers.get("pii", {}))
+        checks.append(
+            ("PII", lambda: pii.scan_frame_pii(table.frame, location, settings=pii_settings))
+        )
     if poisoning is not None:
+        poison_settings = layer_settings(
+            poisoning, "PoisonSettings", settings.layers.get("poisoning", {})
+        )
         checks.append(
             (
                 "poisoning",
@@ -140,6 +155,7 @@ def _scan_file(
                     label=settings.label,
                     reference=settings.reference,
                     location=location,
+                    settings=poison_settings,
                 ),
             )
         )

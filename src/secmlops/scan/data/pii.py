@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from secmlops.errors import ScanError
 from secmlops.findings import Finding, Location, Severity
@@ -51,6 +53,7 @@ class PiiSettings:
     hinted_share: float = 0.05  # ... or at this share when its header names the entity
     max_cell_findings: int = 10  # per column and entity; the rest are summarised in one finding
     max_validations: int = 10_000  # per entity and column; a scan validates a sample beyond it
+    sample_cells: int = 20_000  # a longer column's dense entities are judged on this many cells
     secrets: bool = True  # run the secrets scanner over text columns when it is installed
 
 
@@ -196,6 +199,7 @@ class _Column:
     starts: np.ndarray
     hints: frozenset[str]
     region: str
+    longest: int = 0
     _lower: str | None = None
     _digits: dict[str, str] = field(default_factory=dict)
 
@@ -205,9 +209,9 @@ class _Column:
         if big.count(_SEP) != max(len(texts) - 1, 0):
             texts = [t.replace(_SEP, " ") for t in texts]  # same length: offsets stay valid
             big = _SEP.join(texts)
-        lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(texts) else lengths
-        return cls(big, starts, hints, region)
+        return cls(big, starts, hints, region, int(lengths.max()) - 1 if len(texts) else 0)
 
     @property
     def lower(self) -> str:
@@ -215,12 +219,16 @@ class _Column:
             self._lower = self.big.lower()
         return self._lower
 
-    def digit_run(self, count: int, separators: str) -> bool:
-        """True when `count` digits follow each other, `separators` ignored (a cheap gate)."""
+    def _digit_text(self, separators: str) -> str:
+        """The column with digits as "0" and `separators` deleted (cells still NUL-separated)."""
         if separators not in self._digits:
             table = str.maketrans({**_DIGITS, **dict.fromkeys(separators)})
             self._digits[separators] = self.big.translate(table)
-        return "0" * count in self._digits[separators]
+        return self._digits[separators]
+
+    def digit_run(self, count: int, separators: str) -> bool:
+        """True when `count` digits follow each other, `separators` ignored (a cheap gate)."""
+        return "0" * count in self._digit_text(separators)
 
     def mentions(self, words: tuple[str, ...]) -> bool:
         return any(w in self.lower for w in words)
@@ -254,6 +262,13 @@ class _Detector:
     validate: _Validator
     gate: Callable[[_Column], bool]
     chance: bool = False  # checksum passes by chance: ignore a column of mostly failing look-alikes
+    # An RE2 pattern matching every cell the pattern can match in (and a few more): it finds
+    # the cells worth a look in C, linear time (None: scan the column with the pattern itself).
+    superset: Callable[[_Column], str | None] = lambda col: None
+    # The gate only saves time: no cell it rejects can yield a hit (a digit run the pattern
+    # needs, a context word the validator needs), so a long column, whose sample and RE2 pass
+    # find the same, skips it.
+    implied_gate: bool = False
 
 
 _PHONE_WORDS = re.compile(r"\b(?:phone|tel|mobile|cell|call|fax|sms|whatsapp|contact)\b")
@@ -267,6 +282,13 @@ _ID_WORDS = re.compile(
     r"(?:passport|driv(?:er'?s?|ing) licen[cs]e|licen[cs]e (?:no|number|#)|\bdl\s?#|\bdln\b|"
     r"id card|identity card|national id)"
 )
+_ID_CELL_KEYS = (*_ID_KEYS, "identity card", "dl\t#")  # every way _ID_WORDS can match
+
+
+def _any_word(words: tuple[str, ...]) -> str:
+    return "(?i:" + "|".join(re.escape(w) for w in words) + ")"
+
+
 _VERSION_BEFORE = re.compile(r"(?:version|ver\.?|release|build|firmware|v)\s*[:=]?\s*$")
 # Words that say a number is an identifier of something else (order 4539..., ref 123-45-...).
 _ID_BEFORE = re.compile(
@@ -436,17 +458,29 @@ def _id_document(m: re.Match[str], col: _Column) -> _Hit | None:
     return (m.start(), m.end(), "")
 
 
+def _literal(entity: str, text: str, validate: _Validator) -> _Detector:
+    """A detector whose candidates are the places of `text`, read outwards by `validate`."""
+    return _Detector(
+        entity,
+        re.compile(re.escape(text)),
+        validate,
+        gate=lambda col: text in col.big,
+        superset=lambda col: re.escape(text),
+    )
+
+
 # Every pattern starts with a plain character class and checks the character before it with a
 # lookbehind placed after that first character: the regex engine then skips positions that
 # cannot start a match in C, 2-3x faster than a leading lookbehind.
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 DETECTORS: tuple[_Detector, ...] = (
-    _Detector("EMAIL", re.compile("@"), _email, gate=lambda col: "@" in col.big),
+    _literal("EMAIL", "@", _email),
     _Detector(
         "IBAN",
         re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]{1,4}){3,8}(?![A-Za-z0-9])"),
         _iban,
         gate=lambda col: col.digit_run(6, " "),
+        superset=lambda col: r"(?:^|[^A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{1,4}){3}",
     ),
     _Detector(
         "CARD",
@@ -454,12 +488,16 @@ DETECTORS: tuple[_Detector, ...] = (
         _card,
         gate=lambda col: col.digit_run(13, " -"),
         chance=True,
+        implied_gate=True,
+        superset=lambda col: r"(?:^|[^\w.,-])[0-9](?:[ -]?[0-9]){12,22}(?:$|[^\w-])",
     ),
     _Detector(
         "SSN",
         re.compile(r"[0-9](?<![\w.-].)[0-9]{2}([- .]?)[0-9]{2}\1[0-9]{4}(?![\w-])"),
         _ssn,
         gate=lambda col: col.digit_run(9, " .-"),
+        implied_gate=True,
+        superset=lambda col: r"(?:^|[^\w.-])[0-9]{3}[- .]?[0-9]{2}[- .]?[0-9]{4}(?:$|[^\w-])",
     ),
     _Detector(
         "PHONE",
@@ -469,20 +507,27 @@ DETECTORS: tuple[_Detector, ...] = (
         ),
         _phone,
         gate=lambda col: col.digit_run(7, " .()+-"),
+        implied_gate=True,
+        superset=lambda col: (
+            r"(?:^|[^\w+.,/:-])[+(]?[0-9](?:[ .()-]{0,2}[0-9]){6,16}\)?(?:$|[^\w/:-])"
+        ),
     ),
     _Detector(
         "IP",
         re.compile(r"[0-9](?<![\w.:].)[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\.?\w)"),
         _ip,
         gate=lambda col: "." in col.big and col.digit_run(4, "."),
+        implied_gate=True,
+        superset=lambda col: r"(?:^|[^\w.:])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:$|[^\w.]|\.$|\.\W)",
     ),
     _Detector(
         "IP",
         re.compile(r"[0-9A-Fa-f](?<![\w:.].)[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:.])"),
         _ip,
         gate=lambda col: col.big.count(":") >= 7,
+        superset=lambda col: r"(?:^|[^\w:.])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}",
     ),
-    _Detector("IP", re.compile("::"), _ipv6_compressed, gate=lambda col: "::" in col.big),
+    _literal("IP", "::", _ipv6_compressed),
     _Detector(
         "DOB",
         re.compile(
@@ -495,12 +540,16 @@ DETECTORS: tuple[_Detector, ...] = (
         ),
         _dob,
         gate=lambda col: "DOB" in col.hints or col.mentions(_DOB_KEYS),
+        implied_gate=True,
+        superset=lambda col: None if "DOB" in col.hints else _any_word(_DOB_KEYS),
     ),
     _Detector(
         "ID_DOCUMENT",
         re.compile(r"[A-Z0-9](?<![\w-].)[A-Z0-9-]{4,16}[A-Z0-9](?![\w-])"),
         _id_document,
         gate=lambda col: "ID_DOCUMENT" in col.hints or col.mentions(_ID_KEYS),
+        implied_gate=True,
+        superset=lambda col: None if "ID_DOCUMENT" in col.hints else _any_word(_ID_CELL_KEYS),
     ),
 )
 
@@ -534,19 +583,43 @@ class _Claimed:
         return free
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one detector did on one column: validated hits, the factor that scales a sample's
+    count to the whole column, its candidate count and how the candidates were treated."""
+
+    hits: list[_Hit]
+    factor: float
+    matches: int  # the pattern's matches, before those overlapping claimed characters go
+    policy: str  # "validated"; "chance": look-alikes, no hits; "claim": dense, all claimed
+
+
+_NOTHING = _Outcome([], 1.0, 0, "validated")
+
+
 def _run_detector(
-    det: _Detector, col: _Column, settings: PiiSettings, exhaustive: bool, claimed: _Claimed
-) -> tuple[list[_Hit], float]:
-    """Validated hits, and the factor that scales a sample's count to the whole column.
+    det: _Detector,
+    col: _Column,
+    settings: PiiSettings,
+    exhaustive: bool,
+    claimed: _Claimed,
+    policy: str | None = None,
+) -> _Outcome:
+    """Validated hits of one (gated-on) detector.
 
     Beyond `max_validations` candidates a scan validates an evenly spread sample; the share of
     validated cells is then an estimate. Exhaustive runs (anonymisation) validate every one.
+    `policy` replays a decision taken on a sample of the column ("chance", "claim") instead of
+    validating again (the candidates then only claim characters, they are not reported).
     """
-    if not det.gate(col):
-        return [], 1.0
+    if policy == "chance":
+        return _Outcome([], 1.0, 0, "chance")
     found = list(det.pattern.finditer(col.big))
     free = claimed.free([m.span() for m in found])
     candidates = [m for m, ok in zip(found, free, strict=True) if ok]
+    if policy == "claim":
+        claimed.add([m.span() for m in candidates])
+        return _Outcome([], 1.0, len(found), "claim")
     chosen: Sequence[re.Match[str]] = candidates
     if not exhaustive and len(candidates) > settings.max_validations:
         picks = np.linspace(0, len(candidates) - 1, settings.max_validations).astype(np.int64)
@@ -555,15 +628,32 @@ def _run_detector(
     if det.chance and len(chosen) >= 20 and len(hits) < 0.5 * len(chosen):
         whole = sum(col.whole(m.start(), m.end()) for m in chosen)
         if whole >= 0.8 * len(chosen) and len(candidates) >= 0.5 * len(col.starts):
-            hits = []  # a column of look-alike numbers: its few checksum passes are chance
+            # a column of look-alike numbers: its few checksum passes are chance
+            return _Outcome([], 1.0, len(found), "chance")
     factor = len(candidates) / len(chosen) if chosen else 1.0
     if factor > 1.0 and len(hits) >= 0.5 * len(chosen):
         # Unvalidated candidates of a dense column are presumed to be what the sample shows
         # (mostly valid): they keep later detectors from reading an IBAN's digits as a card.
         claimed.add([m.span() for m in candidates])
-    else:
-        claimed.add([(s, e) for s, e, _ in hits])
-    return hits, factor
+        return _Outcome(hits, factor, len(found), "claim")
+    claimed.add([(s, e) for s, e, _ in hits])
+    return _Outcome(hits, factor, len(found), "validated")
+
+
+def _run_detectors(
+    col: _Column,
+    settings: PiiSettings,
+    exhaustive: bool,
+    enabled: Sequence[bool],
+    policies: Mapping[int, str] | None = None,
+) -> list[_Outcome]:
+    """Every enabled detector over one column, in order (earlier ones claim characters)."""
+    claimed = _Claimed(np.zeros(len(col.big) + 1, dtype=np.int32))
+    policies = policies or {}
+    return [
+        _run_detector(det, col, settings, exhaustive, claimed, policies.get(i)) if on else _NOTHING
+        for i, (det, on) in enumerate(zip(DETECTORS, enabled, strict=True))
+    ]
 
 
 _LINE_BREAKS = str.maketrans("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " " * 10)
@@ -577,7 +667,7 @@ def _secret_hits(col: _Column, texts: Sequence[str]) -> list[_Hit]:
         if not (exc.name or "").startswith("secmlops.scan.secrets"):
             raise
         return []
-    if not any(len(t) >= 16 for t in texts):
+    if not col.longest >= 16:
         return []
     # One call per column: cells become lines (line breaks inside cells become spaces, which
     # keeps every offset).
@@ -595,6 +685,114 @@ def _secret_hits(col: _Column, texts: Sequence[str]) -> list[_Hit]:
     return hits
 
 
+# One validated value with cell-relative offsets: cell (index into the column's texts), start,
+# end, kind, and how many cells it stands for (> 1 when it comes from a sample).
+_CellHit = tuple[int, int, int, str, float]
+
+
+def _in_cells(
+    col: _Column, hits: Sequence[_Hit], cells: np.ndarray, weight: float
+) -> list[_CellHit]:
+    """Hits of a column (offsets into its joined string) as cell-relative hits; `cells` maps the
+    column's cells to the scanned texts (a sample or a subset is a column of its own)."""
+    if not hits:
+        return []
+    at = np.searchsorted(col.starts, np.fromiter((h[0] for h in hits), np.int64), side="right") - 1
+    first = col.starts[at].tolist()
+    return [
+        (int(cells[c]), s - f, e - f, k, weight)
+        for c, f, (s, e, k) in zip(at.tolist(), first, hits, strict=True)
+    ]
+
+
+def _collect(
+    found: dict[str, list[_CellHit]],
+    col: _Column,
+    outcomes: Sequence[_Outcome],
+    cells: np.ndarray,
+    scale: float = 1.0,
+    only: Callable[[int], bool] = lambda i: True,
+) -> None:
+    for i, (det, outcome) in enumerate(zip(DETECTORS, outcomes, strict=True)):
+        if only(i):
+            weight = outcome.factor * scale
+            found.setdefault(det.entity, []).extend(_in_cells(col, outcome.hits, cells, weight))
+
+
+def _detect_all(
+    texts: list[str], hints: frozenset[str], settings: PiiSettings, exhaustive: bool
+) -> dict[str, list[_CellHit]]:
+    """Every detector over every cell (exhaustive runs and columns up to `sample_cells`)."""
+    col = _Column.build(texts, hints, settings.region)
+    enabled = [det.gate(col) for det in DETECTORS]
+    found: dict[str, list[_CellHit]] = {}
+    _collect(found, col, _run_detectors(col, settings, exhaustive, enabled), _identity(len(texts)))
+    if settings.secrets:
+        found["SECRET"] = _in_cells(col, _secret_hits(col, texts), _identity(len(texts)), 1.0)
+    return found
+
+
+def _identity(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)
+
+
+def _detect_sampled(
+    texts: list[str], hints: frozenset[str], settings: PiiSettings
+) -> dict[str, list[_CellHit]]:
+    """A large column: dense detectors are judged on an evenly spread sample of cells, sparse
+    ones validate every candidate of the whole column.
+
+    A detector whose candidates fill the column (a column of e-mail addresses, of order
+    numbers) is read from `sample_cells` cells: its share is an estimate, as it already is
+    beyond `max_validations` candidates. Every other detector's regex runs over the whole
+    column in C, and the cells holding its candidates are analysed in full (every detector, so
+    characters claimed by an IBAN are not read as a card), replaying the sample's decision for
+    the dense detectors: a rare SSN in a free-text column is still found and reported per cell.
+    """
+    n = len(texts)
+    full = _Column.build(texts, hints, settings.region)
+    enabled = [det.implied_gate or det.gate(full) for det in DETECTORS]
+    picks = np.unique(np.linspace(0, n - 1, settings.sample_cells).astype(np.int64))
+    sample = _Column.build([texts[i] for i in picks.tolist()], hints, settings.region)
+    outcomes = _run_detectors(sample, settings, False, enabled)
+    scale = n / len(picks)
+    dense = {
+        i
+        for i, o in enumerate(outcomes)
+        if enabled[i] and o.matches * scale > settings.max_validations
+    }
+    found: dict[str, list[_CellHit]] = {}
+    _collect(found, sample, outcomes, picks, scale, lambda i: i in dense)
+    sparse = [i for i, on in enumerate(enabled) if on and i not in dense]
+    wanted = np.zeros(n, dtype=bool)
+    supersets = [(i, DETECTORS[i].superset(full)) for i in sparse]
+    if any(p is not None for _, p in supersets):
+        try:
+            array = pa.array(texts, pa.string())
+            either = "|".join(f"(?:{p})" for _, p in supersets if p is not None)
+            hit = pc.match_substring_regex(array, either)  # one linear pass for all of them
+            wanted[pc.indices_nonzero(hit).to_numpy()] = True
+        except (pa.ArrowException, UnicodeError):  # lone surrogates have no UTF-8 form
+            supersets = [(i, None) for i in sparse]
+    for i, superset in supersets:
+        if superset is None:
+            offsets = [m.start() for m in DETECTORS[i].pattern.finditer(full.big)]
+            wanted[np.searchsorted(full.starts, offsets, side="right") - 1] = True
+    if wanted.any():
+        cells = np.flatnonzero(wanted)
+        subset = _Column.build([texts[i] for i in cells.tolist()], hints, settings.region)
+        policies = {i: outcomes[i].policy for i in dense}
+        sub = _run_detectors(subset, settings, False, enabled, policies)
+        _collect(found, subset, sub, cells, 1.0, lambda i: i not in dense)
+    if settings.secrets:
+        found["SECRET"] = _in_cells(full, _secret_hits(full, texts), _identity(n), 1.0)
+    return found
+
+
+def _whole(text: str, start: int, end: int) -> bool:
+    return not text[:start].strip() and not text[end:].strip()
+
+
 def analyze_column(
     series: pd.Series,
     header: str,
@@ -605,8 +803,8 @@ def analyze_column(
 ) -> ColumnPii:
     """Find PII in one column: every entity's spans, shares and the column verdict.
 
-    `exhaustive` validates every candidate even for costly validators (anonymisation needs every
-    span; a scan can estimate a column's share from a sample).
+    `exhaustive` validates every candidate of every cell even for costly validators
+    (anonymisation needs every span; a scan can estimate a dense column's share from a sample).
     """
     settings = settings or PiiSettings()
     hints = header_hints(header)
@@ -614,19 +812,12 @@ def analyze_column(
         positions, texts = column_texts(series)
     except (TypeError, ValueError, UnicodeError, OverflowError) as exc:
         raise ScanError(f"column {header!r}: cannot read its values as text: {exc}") from exc
-    col = _Column.build(texts, hints, settings.region)
     n = len(texts)
-    found: dict[str, list[_Hit]] = {}
-    weight: dict[int, float] = {}  # hit start -> how many cells it stands for (sampled: > 1)
-    if n:
-        claimed = _Claimed(np.zeros(len(col.big) + 1, dtype=np.int32))
-        for det in DETECTORS:
-            hits, factor = _run_detector(det, col, settings, exhaustive, claimed)
-            found.setdefault(det.entity, []).extend(hits)
-            if factor > 1.0:
-                weight.update((h[0], factor) for h in hits)
-        if settings.secrets:
-            found["SECRET"] = _secret_hits(col, texts)
+    found: dict[str, list[_CellHit]] = {}
+    if n and (exhaustive or n <= settings.sample_cells):
+        found = _detect_all(texts, hints, settings, exhaustive)
+    elif n:
+        found = _detect_sampled(texts, hints, settings)
     spans: dict[str, tuple[Span, ...]] = {}
     shares: dict[str, float] = {}
     whole_cell: dict[str, float] = {}
@@ -636,19 +827,14 @@ def analyze_column(
         if not kept:
             continue
         kept.sort()
-        cells = np.searchsorted(col.starts, [s for s, _, _ in kept], side="right") - 1
-        matched_cells.update(cells.tolist())
-        spans[entity] = tuple(
-            Span(entity, int(positions[c]), s - int(col.starts[c]), e - int(col.starts[c]), k)
-            for c, (s, e, k) in zip(cells.tolist(), kept, strict=True)
-        )
-        first_hit = {int(c): h[0] for c, h in zip(cells.tolist(), kept, strict=True)}
-        estimate = sum(weight.get(start, 1.0) for start in first_hit.values())
-        shares[entity] = min(1.0, estimate / n)
-        if any(start in weight for start in first_hit.values()):
+        matched_cells.update(c for c, *_ in kept)
+        spans[entity] = tuple(Span(entity, int(positions[c]), s, e, k) for c, s, e, k, _ in kept)
+        per_cell = {c: w for c, _, _, _, w in kept}
+        shares[entity] = min(1.0, sum(per_cell.values()) / n)
+        if any(w > 1.0 for w in per_cell.values()):
             estimated.add(entity)
         sample = kept[:: max(1, len(kept) // 2000)]
-        whole_cell[entity] = sum(col.whole(s, e) for s, e, _ in sample) / len(sample)
+        whole_cell[entity] = sum(_whole(texts[c], s, e) for c, s, e, _, _ in sample) / len(sample)
     verdicts = tuple(
         e
         for e, share in shares.items()

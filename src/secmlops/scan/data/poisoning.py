@@ -39,7 +39,7 @@ class PoisonSettings:
     # neighbour distance of each other, and no more than this share of the class
     cluster_min_size: int = 5
     cluster_max_share: float = 0.2
-    cluster_max_spacing: float = 0.5  # median spacing inside the group / class's typical spacing
+    cluster_max_spacing: float = 0.5  # the group's median k-NN spacing / the class's
     cluster_density_ratio: float = 0.25  # k-NN distance below this share of the class's: dense
     # triggers: support bounds, label purity, lift over the base rate, false-discovery rate
     trigger_min_support: int = 5
@@ -256,10 +256,14 @@ def check_clusters(
     k = settings.cluster_min_size
     for cls_index, cls in enumerate(features.classes):
         members = np.flatnonzero(features.labels == cls_index)
-        if len(members) < 4 * k:
+        # Distinct points only: rows of discrete data (binary, small integers, one-hot) coincide
+        # by nature, and a stack of equal rows is no tight group (copies are the duplicate
+        # check's business); a class of a few distinct points has no shape to compare with.
+        xc, of_row = np.unique(x[members], axis=0, return_inverse=True)
+        of_row = of_row.reshape(-1)
+        if len(xc) < 4 * k:
             skipped.append(str(cls))
             continue
-        xc = x[members]
         forest = IsolationForest(n_estimators=50, random_state=settings.seed).fit(xc)
         anomaly = -forest.score_samples(xc)  # about 0.5 normal, towards 1 isolated
         dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(xc).kneighbors(xc)
@@ -267,37 +271,49 @@ def check_clusters(
         if typical <= 0:
             typical = float(np.mean(dist[:, k])) or 1e-9
         # a clump large enough to mask itself from the forest (its points shield each other) is
-        # still far denser than the class; exact copies are left to the duplicate check
-        dense = (dist[:, k] < settings.cluster_density_ratio * typical) & (dist[:, 1] > 0)
+        # still far denser than the class
+        dense = dist[:, k] < settings.cluster_density_ratio * typical
         candidates = np.flatnonzero((forest.predict(xc) == -1) | dense)
         if len(candidates) < k:
             continue
         groups = DBSCAN(eps=typical, min_samples=k).fit_predict(xc[candidates])
+        # Chance clumps are common in few dimensions (a k-NN distance fluctuates like a Gamma(k)
+        # variable to the power 1/d): below 5 varying features the group must be as much denser
+        # than the class as max_spacing asks of 5 features, i.e. spacing <= max^(5/d).
+        varying = max(1, int((xc.std(axis=0) > 0).sum()))
+        max_spacing = settings.cluster_max_spacing ** (max(1.0, 5 / varying))
         for group in sorted(set(groups.tolist()) - {-1}):
             local = candidates[groups == group]
-            if len(local) > settings.cluster_max_share * len(members):
+            rows = np.flatnonzero(np.isin(of_row, local))  # the class's rows at those points
+            if len(local) < k or len(rows) > settings.cluster_max_share * len(members):
                 continue
-            order = local[np.argsort(-anomaly[local])]
-            inner, _ = NearestNeighbors(n_neighbors=2).fit(xc[local]).kneighbors(xc[local])
-            tightness = float(np.median(inner[:, 1]) / typical)
-            if tightness > settings.cluster_max_spacing:
+            # The group's own k-NN spacing against the class's k-NN spacing: like for like. (A
+            # nearest-neighbour distance is naturally ~0.7 of a 5th-neighbour one, so comparing
+            # those flagged ordinary corners of skewed or discrete data as "tight".)
+            inner, _ = NearestNeighbors(n_neighbors=k).fit(xc[local]).kneighbors(xc[local])
+            tightness = float(np.median(inner[:, k - 1]) / typical)
+            if tightness > max_spacing:
                 continue  # anomalous but spread out like ordinary outliers
+            score = anomaly[of_row[rows]]
+            order = rows[np.argsort(-score, kind="stable")]
             findings.append(
                 R.POISON_CLUSTER.finding(
                     replace(
                         location, rows=_rows(features, members[order], settings.max_rows_listed)
                     ),
-                    f"{len(local)} rows of class {cls!r} form a tight group, isolated or far denser "
-                    f"than the class (IsolationForest score {anomaly[local].mean():.2f}; spacing "
+                    f"{len(rows)} rows of class {cls!r} form a tight group, isolated or far denser "
+                    f"than the class (IsolationForest score {score.mean():.2f}; spacing "
                     f"{tightness:.2f} of the class's typical neighbour distance)",
                     {
-                        "count": len(local),
+                        "count": len(rows),
                         "class": str(cls),
-                        "score": round(float(anomaly[local].mean()), 4),
+                        "score": round(float(score.mean()), 4),
                         "tightness": round(tightness, 4),
-                        "method": "IsolationForest per class plus rows whose "
+                        "method": "IsolationForest per class over distinct rows plus rows whose "
                         f"{k}-NN distance is below {settings.cluster_density_ratio} x the class "
-                        f"median, then DBSCAN(eps = that median, min_samples = {k}) over them",
+                        f"median, then DBSCAN(eps = that median, min_samples = {k}) over them; "
+                        f"kept when the group's own {k}-NN spacing is at most "
+                        f"{max_spacing:.3g} x the class's",
                     },
                 )
             )
@@ -306,7 +322,7 @@ def check_clusters(
             _unchecked(
                 location,
                 "cluster",
-                f"classes with fewer than {4 * k} rows were not checked: "
+                f"classes with fewer than {4 * k} distinct rows were not checked: "
                 + ", ".join(repr(s) for s in skipped[:10]),
             )
         )
