@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from secmlops.config import Config
 from secmlops.errors import ConfigError
 from secmlops.findings import Report
 from secmlops.pipeline.runner import Control, ControlResult, StageContext
@@ -104,6 +105,13 @@ def deps(ctx: StageContext) -> ControlResult:
                                 "dependencies": {"checked": True, "flagged": sorted(set(packages))}})  # fmt: skip
 
 
+def _project_config(ctx: StageContext) -> Config:
+    """secmlops.toml (or [tool.secmlops] in pyproject.toml) of the pipeline's folder."""
+    from secmlops.config import load_config
+
+    return load_config(cwd=ctx.root)
+
+
 def data(ctx: StageContext) -> ControlResult:
     """Data checks on the stage's table outputs (or `path:`): `schema:` file, PII (`pii:`, default
     true) and poisoning when `label:` names the label column (`reference:` a trusted table)."""
@@ -117,6 +125,7 @@ def data(ctx: StageContext) -> ControlResult:
         reference=read_table(ctx.path(str(reference))) if reference else None,
         label=ctx.options.get("label"),
         pii=bool(ctx.options.get("pii", True)),
+        layers=_project_config(ctx).layers,  # [pii], [poisoning] thresholds
     )
     paths = [ctx.path(str(ctx.options["path"]))] if "path" in ctx.options else [
         p for p in ctx.outputs if p.is_file()
@@ -131,7 +140,7 @@ def poisoning(ctx: StageContext) -> ControlResult:
     picks among label, cluster, duplicate, balance, trigger; `reference:` a trusted table. How
     much is too much is the stage policy's call (e.g. the share of rows with label issues)."""
     from secmlops.findings import Location
-    from secmlops.scan.data.poisoning import CHECKS, scan_poisoning
+    from secmlops.scan.data.poisoning import CHECKS, PoisonSettings, scan_poisoning
     from secmlops.scan.data.tables import read_table
 
     if "label" not in ctx.options:
@@ -142,6 +151,7 @@ def poisoning(ctx: StageContext) -> ControlResult:
         read_table(path), label=str(ctx.options["label"]),
         reference=read_table(ctx.path(str(reference))) if reference else None,
         location=Location(path=str(path.relative_to(ctx.root))),
+        settings=_project_config(ctx).layer_settings("poisoning", PoisonSettings),
         checks=tuple(ctx.options.get("checks", CHECKS)),
     )  # fmt: skip
     found = tuple(f.to_dict() for f in findings)
