@@ -202,6 +202,35 @@ NUMPY_MALFORMED = Rule(
     "Re-create the file with numpy.save.",
     _ROBUST,
 )
+SKOPS_DANGEROUS = Rule(
+    "MODEL-SKOPS-DANGEROUS-TYPE",
+    Severity.CRITICAL,
+    "skops file names a dangerous callable or type",
+    "skops rebuilds every object its schema names; a function such as os.system stored in an "
+    "estimator (e.g. FunctionTransformer(func=...)) runs on the model's inputs once loaded with "
+    "that type trusted.",
+    "Do not trust or load the file; rebuild the model from reviewed code.",
+    _EXEC,
+)
+SKOPS_UNKNOWN = Rule(
+    "MODEL-SKOPS-UNKNOWN-TYPE",
+    Severity.HIGH,
+    "skops file names a type that is not on the allowlist",
+    "Loading it needs this type in skops' trusted list; anything outside known scikit-learn, "
+    "NumPy and SciPy data types may run code when built or used.",
+    "Review the type; if it is a trusted data type, allow it in [tool.secmlops.models] "
+    'allow = ["module.name:new"].',
+    _EXEC,
+)
+SKOPS_MALFORMED = Rule(
+    "MODEL-SKOPS-MALFORMED",
+    Severity.MEDIUM,
+    "skops schema does not parse",
+    "The schema.json of a skops file is not valid JSON of the skops shape, or is too large to check.",
+    "Re-create the file with skops.io.dump.",
+    _EXEC,
+)
+
 ALL: dict[str, Rule] = {
     r.rule_id: r
     for r in [
@@ -209,6 +238,7 @@ ALL: dict[str, Rule] = {
         PICKLE_MALFORMED, PICKLE_DIFFERENTIAL, PICKLE_LIMIT, PICKLE_MULTIPLE, PICKLE_NESTED, FORMAT_UNKNOWN, SYMLINK,
         SCAN_INCOMPLETE, ARCHIVE_TRAVERSAL, ARCHIVE_BOMB, ARCHIVE_DEPTH, ARCHIVE_INCONSISTENT,
         ARCHIVE_ENCRYPTED, TORCHSCRIPT, TORCHSCRIPT_DANGEROUS, NUMPY_OBJECT, NUMPY_MALFORMED,
+        SKOPS_DANGEROUS, SKOPS_UNKNOWN, SKOPS_MALFORMED,
     ]
 }  # fmt: skip
 

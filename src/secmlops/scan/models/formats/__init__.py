@@ -13,12 +13,13 @@ import secmlops.scan.models.formats.onnx_file as onnx_file
 import secmlops.scan.models.formats.safetensors_file as safetensors_file
 import secmlops.scan.models.formats.savedmodel as savedmodel
 from secmlops.scan.models.engine import FormatScanner
-from secmlops.scan.models.formats import archives, numpy_file, pickle_file, torch
+from secmlops.scan.models.formats import archives, numpy_file, pickle_file, skops_file, torch
 
 SCANNERS: tuple[FormatScanner, ...] = (
     pickle_file.PickleScanner(),
     torch.TorchZipScanner(),
     numpy_file.NpyScanner(),
+    skops_file.SkopsScanner(),
     archives.ZipScanner(),
     archives.TarScanner(),
     archives.CompressedScanner(),
