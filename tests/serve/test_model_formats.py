@@ -35,6 +35,7 @@ def trained() -> tuple[LogisticRegression, np.ndarray]:
 
 def _serve(root: Path, files: dict[str, bytes], config: dict[str, object]) -> tuple[object, str]:
     """Sign and register a model folder; returns (loaded model or None, refusal reason)."""
+    root.mkdir(parents=True, exist_ok=True)
     signing = root / "signing.pem"
     write_key_pair(generate_private_key(), signing)
     model = root / "model"
@@ -101,14 +102,32 @@ def test_skops_model_scores_like_scikit_learn(tmp_path: Path, trained) -> None: 
     np.testing.assert_allclose(served, clf.predict_proba(x)[:, 1], atol=1e-6)
 
 
-def test_skops_file_naming_untrusted_types_is_refused(tmp_path: Path) -> None:
+def test_skops_with_os_system_never_reaches_the_gateway(tmp_path: Path) -> None:
     sio = pytest.importorskip("skops.io", reason="the skops extra is not installed")
-    # A transformer whose function is os.system: skops records it by name; loading it would hand
-    # the gateway's inputs to a shell.
+    # A transformer whose function is os.system: the registry's own scan refuses it at push.
     data = sio.dumps(FunctionTransformer(func=os.system))
     model, reason = _serve(tmp_path, {"model.skops": data},
                            {"format": "skops", "task": "regression"})  # fmt: skip
-    assert model is None and "not trusted" in reason and "posix.system" in reason
+    assert model is None and "MODEL-SKOPS-DANGEROUS-TYPE" in reason
+
+
+def test_skops_types_outside_the_trusted_list_need_config(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+    sio = pytest.importorskip("skops.io", reason="the skops extra is not installed")
+    from sklearn.neighbors import KNeighborsClassifier
+
+    _, x = trained
+    rng = np.random.default_rng(5)
+    fit_x = rng.normal(size=(60, 3))
+    knn = KNeighborsClassifier(algorithm="kd_tree").fit(fit_x, (fit_x[:, 0] > 0).astype(int))
+    data = sio.dumps(knn)
+    model, reason = _serve(tmp_path / "a", {"model.skops": data}, {"format": "skops"})
+    assert model is None and "not trusted" in reason and "KDTree" in reason
+    extra = sorted(sio.get_untrusted_types(data=data))  # reviewed: scikit-learn's own types
+    model, reason = _serve(tmp_path / "b", {"model.skops": data},
+                           {"format": "skops", "trusted_types": extra})  # fmt: skip
+    assert model is not None, reason
+    served = [p["score"] for p in model.predict(x)]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(served, knn.predict_proba(x)[:, 1])
 
 
 @pytest.mark.parametrize(
