@@ -578,6 +578,9 @@ import model_signing
 model_signing.verifying.Config().use_elliptic_key_verifier(public_key=root / "k.pem.pub").verify(
     root / "m", root / "m" / "model.sig"
 )
+assert isinstance(model_signing.__version__, str)  # non-module attributes run the real __init__
+from model_signing import signing
+assert signing.Config is model_signing.signing.Config
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

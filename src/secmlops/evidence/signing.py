@@ -46,20 +46,28 @@ def _defer_model_signing_init() -> None:
     client, certificates): ~0.35 s on every `secmlops sign` / `verify`, for key signatures too.
     The package is registered as a plain namespace for its submodules; a PEP 562 module
     __getattr__ loads a public submodule (`model_signing.verifying`, ...) on first attribute
-    access, so code that uses the public API still works. Nothing changes when the package was
-    already imported."""
+    access, and any other attribute (`__version__`, ...) runs the real __init__ once, so code
+    that uses the public API still works. Nothing changes when the package was already imported."""
     if "model_signing" in sys.modules:
         return
     spec = importlib.util.find_spec("model_signing")
     if spec is None or spec.submodule_search_locations is None:
         return  # not installed: the real import raises where it is needed
     package = importlib.util.module_from_spec(spec)
+    initialised: list[bool] = []
 
     def submodule(name: str) -> Any:
-        try:
-            return importlib.import_module(f"model_signing.{name}")
-        except ModuleNotFoundError:
-            raise AttributeError(f"module 'model_signing' has no attribute {name!r}") from None
+        if not name.startswith("__"):
+            try:
+                return importlib.import_module(f"model_signing.{name}")
+            except ModuleNotFoundError:
+                pass
+        if not initialised and spec.loader is not None:
+            initialised.append(True)
+            spec.loader.exec_module(package)  # the real __init__, into the same module object
+            if name in package.__dict__:
+                return package.__dict__[name]
+        raise AttributeError(f"module 'model_signing' has no attribute {name!r}")
 
     package.__getattr__ = submodule  # type: ignore[method-assign]
     sys.modules["model_signing"] = package
