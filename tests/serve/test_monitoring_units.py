@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -263,11 +264,19 @@ def test_proc_fallback_reads_cpu_and_memory() -> None:
 
 class Hook(BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, Any]]] = []
+    raw: ClassVar[list[tuple[dict[str, str], bytes]]] = []  # headers and body of every POST
+    fail_first: ClassVar[list[int]] = []  # statuses to answer before accepting
     gate: ClassVar[threading.Event] = threading.Event()
 
     def do_POST(self) -> None:
         Hook.gate.wait(10)
-        Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.raw.append((dict(self.headers), data))
+        if Hook.fail_first:
+            self.send_response(Hook.fail_first.pop(0))
+            self.end_headers()
+            return
+        Hook.received.append(json.loads(data))
         self.send_response(204)
         self.end_headers()
 
@@ -278,6 +287,8 @@ class Hook(BaseHTTPRequestHandler):
 @pytest.fixture
 def hook() -> Iterator[str]:
     Hook.received.clear()
+    Hook.raw.clear()
+    Hook.fail_first.clear()
     Hook.gate.set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -300,8 +311,38 @@ def test_webhook_receives_json_and_repeats_are_suppressed(hook: str) -> None:
     assert sink.sent == 3 and sink.failures == 0 and sink.suppressed == 1
 
 
+def test_webhook_posts_are_signed_with_the_secret(hook: str) -> None:
+    import hashlib
+    import hmac
+
+    sink = AlertSink(hook, secret=b"s3cret", repeat_after=0)
+    sink.notify("circuit-open", "fraud", {"reason": "errors"})
+    sink.close()
+    (headers, data), = Hook.raw  # fmt: skip
+    stamp = headers["X-Secmlops-Timestamp"]
+    expected = hmac.new(b"s3cret", stamp.encode() + b"." + data, hashlib.sha256).hexdigest()
+    assert headers["X-Secmlops-Signature"] == f"sha256={expected}"
+    assert abs(int(stamp) - time.time()) < 60
+    forged = hmac.new(b"other", stamp.encode() + b"." + data, hashlib.sha256).hexdigest()
+    assert headers["X-Secmlops-Signature"] != f"sha256={forged}"
+
+
+def test_webhook_retries_server_errors_but_not_refusals(hook: str) -> None:
+    Hook.fail_first.extend([503, 429])  # two transient failures, then accepted
+    sink = AlertSink(hook, repeat_after=0, retries=2)
+    sink.notify("drift-detected", "fraud", {})
+    sink.close(wait=10)
+    assert (sink.sent, sink.failures, len(Hook.raw)) == (1, 0, 3)
+    Hook.raw.clear()
+    Hook.fail_first.extend([400])  # the receiver refuses it: no point in sending again
+    sink = AlertSink(hook, repeat_after=0, retries=2)
+    sink.notify("drift-detected", "fraud", {})
+    sink.close(wait=10)
+    assert (sink.sent, sink.failures, len(Hook.raw)) == (0, 1, 1)
+
+
 def test_dead_webhook_is_counted_never_raised(caplog: pytest.LogCaptureFixture) -> None:
-    sink = AlertSink(f"http://127.0.0.1:{free_port()}/", timeout=0.5, repeat_after=0)
+    sink = AlertSink(f"http://127.0.0.1:{free_port()}/", timeout=0.5, repeat_after=0, retries=1)
     for i in range(3):
         assert sink.notify("host-anomaly", f"cpu{i}", {}) == "queued"
     sink.close(wait=5)
@@ -436,3 +477,15 @@ def test_gateway_config_rejects_bad_monitoring_settings(tmp_path: Path) -> None:
                 {"drift": {"window": 10}}, {"host_monitor": {"busy_percent": 150}}):  # fmt: skip
         with pytest.raises(ValidationError):
             _config(tmp_path, None, **bad)
+
+
+def test_webhook_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from secmlops.errors import GatewayError
+    from secmlops.serve.monitoring import _webhook_secret
+
+    assert _webhook_secret(None) is None
+    monkeypatch.setenv("HOOK_KEY", "abc")
+    assert _webhook_secret("HOOK_KEY") == b"abc"
+    monkeypatch.delenv("HOOK_KEY")
+    with pytest.raises(GatewayError, match="HOOK_KEY"):
+        _webhook_secret("HOOK_KEY")

@@ -6,10 +6,18 @@ thread POSTs it as JSON with a short timeout. A slow, failing or dead webhook th
 delays or fails a request; undelivered alerts are counted (`failures`, `dropped`) and the first
 failure is logged once. The same alert for the same subject is sent at most once per
 `repeat_after` seconds, so a blocked client's every retry does not page anyone.
+
+With a secret, every POST carries `X-Secmlops-Timestamp` (Unix seconds) and
+`X-Secmlops-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`, so the receiver can
+refuse forged or replayed alerts. A transport error, 429 or 5xx is retried `retries` times with
+exponential backoff (0.25 s, 0.5 s, ...); other answers are final.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import queue
 import threading
@@ -27,9 +35,10 @@ class AlertSink:
     """Deduplicates alerts and delivers them to `webhook_url` from one daemon thread."""
 
     def __init__(self, webhook_url: str | None, *, timeout: float = 2.0, queue_size: int = 1000,
-                 repeat_after: float = 300.0,
+                 repeat_after: float = 300.0, secret: bytes | None = None, retries: int = 2,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.webhook_url, self.timeout, self.repeat_after = webhook_url, timeout, repeat_after
+        self.secret, self.retries = secret, retries
         self.clock = clock
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=queue_size)
         self._last: dict[tuple[str, str], float] = {}
@@ -79,19 +88,43 @@ class AlertSink:
                 return
             self._thread.join(timeout=wait)
 
-    def _run(self) -> None:
+    def _headers(self, data: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.secret:
+            stamp = str(int(time.time()))
+            mac = hmac.new(self.secret, stamp.encode() + b"." + data, hashlib.sha256).hexdigest()
+            headers |= {"X-Secmlops-Timestamp": stamp, "X-Secmlops-Signature": f"sha256={mac}"}
+        return headers
+
+    def _deliver(self, client: Any, body: dict[str, Any]) -> str | None:
+        """POST with retries; None when delivered, else what went wrong the last time."""
         import httpx
 
         assert self.webhook_url is not None
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        problem = "not sent"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(0.25 * 2 ** (attempt - 1), 5.0))
+            try:
+                response = client.post(self.webhook_url, content=data, headers=self._headers(data))
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+                continue
+            if response.status_code < 300:
+                return None
+            problem = f"HTTP {response.status_code}"
+            if response.status_code != 429 and response.status_code < 500:
+                return problem  # the receiver refused it: sending again will not help
+        return problem
+
+    def _run(self) -> None:
+        import httpx
+
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
             while (body := self._queue.get()) is not None:
-                try:
-                    response = client.post(self.webhook_url, json=body)
-                    ok = response.status_code < 300
-                    problem = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    ok, problem = False, type(exc).__name__
-                if ok:
+                problem = self._deliver(client, body)
+                if problem is None:
                     self.sent += 1
                     continue
                 self.failures += 1

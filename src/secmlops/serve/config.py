@@ -82,6 +82,8 @@ class AlertsConfig(_Strict):
     timeout: float = Field(default=2.0, gt=0, le=30)
     queue_size: int = Field(default=1000, ge=1, le=100_000)
     repeat_after: float = Field(default=300.0, ge=0, le=86400)  # same alert, same subject: quiet
+    secret_env: str | None = None  # environment variable with the HMAC key that signs each POST
+    retries: int = Field(default=2, ge=0, le=10)  # on transport errors, 429 and 5xx
 
 
 class HostMonitorConfig(_Strict):

@@ -10,6 +10,7 @@ its alerts are audited (hashes and numbers only) and sent to the webhook.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from secmlops.errors import Error
+from secmlops.errors import Error, GatewayError
 from secmlops.scan.data.drift_profile import Profile
 from secmlops.serve.alerts import AlertSink
 from secmlops.serve.breaker import CircuitBreaker, CostBudget
@@ -74,7 +75,9 @@ class Monitor:
         }
         self.alerts = AlertSink(config.alerts.webhook_url, timeout=config.alerts.timeout,
                                 queue_size=config.alerts.queue_size,
-                                repeat_after=config.alerts.repeat_after)  # fmt: skip
+                                repeat_after=config.alerts.repeat_after,
+                                secret=_webhook_secret(config.alerts.secret_env),
+                                retries=config.alerts.retries)  # fmt: skip
         self.wake = threading.Event()
         self.guards: dict[str, ModelGuard] = {}
         self.requests = 0  # requests seen (predict and chat), read by the host monitor
@@ -297,3 +300,14 @@ class Monitor:
         return {"enabled": True, "source": self.host.source, "gpu": self.host.gpu_status,
                 "busy_while_idle": {d: det.alerting for d, det in self.detectors.items()},
                 "request_rate": round(next(iter(self.detectors.values())).rate, 3) if self.detectors else None}  # fmt: skip
+
+
+def _webhook_secret(variable: str | None) -> bytes | None:
+    """The webhook's HMAC key from the environment; a named but empty variable stops the start."""
+    if variable is None:
+        return None
+    value = os.environ.get(variable, "")
+    if not value:
+        raise GatewayError(f"alerts.secret_env names {variable}, which is not set",
+                           hint="export the webhook secret, or remove alerts.secret_env")  # fmt: skip
+    return value.encode()
