@@ -16,15 +16,13 @@ from secmlops.cli.output import (
     FailOnOpt,
     FormatOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
     write_output,
 )
-from secmlops.config import load_config
 from secmlops.errors import UsageError
-from secmlops.findings import Severity
 
 attest_app = typer.Typer(
     help="Signed in-toto attestations (DSSE): provenance, scan results, metrics.",
@@ -281,9 +279,7 @@ def verify_attestation(
     from secmlops.evidence.attest import check_attestation
     from secmlops.evidence.keys import load_public_key
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     keys = [load_public_key(k) for k in key]
     report, statement = check_attestation(attestation, keys, subject, predicate_type)
     emit([report], form, output)
@@ -326,9 +322,7 @@ def bom(
     from secmlops.evidence.bom import build_bom
     from secmlops.evidence.bom_card import load_card
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, report_path)
+    _, threshold, form = report_setup(config, fail_on, fmt, report_path)
     loaded = load_card(card) if card is not None else None
     packages = _packages(lockfile, env or lockfile is None)
     with progress_bar("hashing", quiet) as progress:

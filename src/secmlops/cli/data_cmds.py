@@ -15,14 +15,12 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
-from secmlops.config import load_config
 from secmlops.errors import UsageError
-from secmlops.findings import Severity
 
 DEFAULT_STORE = Path(".secmlops/store")
 
@@ -78,9 +76,7 @@ def scan_data_cmd(
     from secmlops.scan.data.schema import load_schema
     from secmlops.scan.data.tables import read_table
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
     settings = DataScanSettings(
         schema=load_schema(schema) if schema is not None else None,
         reference=(
@@ -218,9 +214,7 @@ def verify_cmd(
     from secmlops.scan.data.integrity import parse_manifest, verify
     from secmlops.store.artifacts import LocalStore
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     if manifest is not None:
         try:
             data = manifest.read_bytes()

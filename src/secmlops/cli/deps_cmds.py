@@ -15,12 +15,11 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
-from secmlops.config import load_config
 from secmlops.findings import Severity
 
 DbOpt = typer.Option(
@@ -71,9 +70,7 @@ def scan_deps_cmd(
     from secmlops.scan.deps.fix import upgrade_diff
     from secmlops.scan.deps.malicious import load_private_names
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     targets = list(paths) if paths else ([] if env else [Path.cwd()])
     settings = DepsSettings(
         db_dir=db,

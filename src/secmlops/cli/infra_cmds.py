@@ -15,13 +15,12 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
-from secmlops.config import load_config
-from secmlops.findings import Report, Severity
+from secmlops.findings import Report
 
 ExplainOpt = typer.Option(False, "--explain", help="Text output: show how to fix each finding.")
 Progress = Callable[[str, int, int], None] | None
@@ -38,9 +37,7 @@ def _run(
     explain: bool,
 ) -> NoReturn:
     """Both commands: configuration, the check under a progress bar, the report, the gate."""
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     with progress_bar(label, quiet) as progress:
         report = check(progress)
     emit([report], form, output, explain=explain)

@@ -20,10 +20,10 @@ from secmlops.cli.output import (
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
-from secmlops.config import load_config
 from secmlops.errors import Error
-from secmlops.findings import Report, Severity
+from secmlops.findings import Report
 
 
 @scan_app.command("models")
@@ -58,9 +58,7 @@ def scan_models(
     """
     from secmlops.scan.models import scan_paths
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
     settings = _model_settings(cfg, allow, follow_symlinks)
     with progress_bar("scanning", quiet) as progress:
         report = scan_paths(paths, settings, progress, jobs=jobs or (os.cpu_count() or 1))
@@ -102,9 +100,7 @@ def scan_all(
     for target in targets:
         if not target.exists():
             raise UsageError(f"no such file or folder: {target}")
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
     reports = []
     with progress_bar("scanning", quiet) as progress:
         for layer in chosen:

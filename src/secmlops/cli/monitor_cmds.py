@@ -17,13 +17,12 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
+    report_setup,
 )
-from secmlops.config import load_config
 from secmlops.errors import DataError, UsageError
-from secmlops.findings import Location, Report, ScanFailure, Severity
+from secmlops.findings import Location, Report, ScanFailure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,9 +156,7 @@ def monitor_drift(
     from secmlops.scan.data.drift import DriftThresholds, compare, render_html
     from secmlops.scan.data.drift_profile import Profile, is_profile_file, load_profile
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
     thresholds = cfg.layer_settings(
         "drift",
         DriftThresholds,
@@ -220,9 +217,7 @@ def scan_poisoning_cmd(
     from secmlops.scan.data.poisoning import CHECKS, PoisonSettings, scan_poisoning
     from secmlops.scan.data.tables import load_table, table_files
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
     settings = cfg.layer_settings("poisoning", PoisonSettings)  # [poisoning] of secmlops.toml
     started = time.perf_counter()
     ref = _read_data(reference, encoding) if reference is not None else None
@@ -332,9 +327,7 @@ def budget_show(
     from secmlops.privacy.ledger import ledger_findings, ledger_path, load_ledger
     from secmlops.scan.data import stats_rules
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     path = ledger_path(store, dataset)
     ledger = load_ledger(path)
     report = Report(kind="privacy", rules=dict(stats_rules.ALL))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from secmlops.config import Config, load_config
 from secmlops.errors import UsageError
 from secmlops.findings import Report, Severity
 from secmlops.report import FORMATS, render
@@ -28,6 +29,15 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no sum
 ConfigOpt = typer.Option(
     None, "--config", help="Configuration file (default: ./secmlops.toml or pyproject.toml)."
 )
+
+
+def report_setup(
+    config: Path | None, fail_on: str | None, fmt: str | None, output: Path | None
+) -> tuple[Config, Severity, str]:
+    """What a checking command starts from: the configuration in force, the --fail-on threshold
+    (the flag, else the file's) and the report format (the flag, else from --output's suffix)."""
+    cfg = load_config(config)
+    return cfg, Severity.parse(fail_on or cfg.fail_on), choose_format(fmt, output)
 
 
 def choose_format(fmt: str | None, output: Path | None) -> str:

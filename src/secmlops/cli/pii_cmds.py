@@ -20,14 +20,14 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
 from secmlops.config import load_config
 from secmlops.errors import DataError, ScanError, UsageError
-from secmlops.findings import Location, Report, ScanFailure, Severity
+from secmlops.findings import Location, Report, ScanFailure
 
 if TYPE_CHECKING:
     from secmlops.config import Config
@@ -87,9 +87,7 @@ def scan_pii(
     from secmlops.scan.data.pii import scan_frame_pii
     from secmlops.scan.data.tables import load_table, table_files
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
     settings = _settings(region, cfg)
     for path in paths:
         if not path.exists():

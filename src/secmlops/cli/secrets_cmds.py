@@ -15,13 +15,11 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
-from secmlops.config import load_config
-from secmlops.findings import Severity
 
 
 @scan_app.command("secrets")
@@ -75,9 +73,7 @@ def scan_secrets_cmd(
     )
     from secmlops.scan.secrets import write_baseline as save_baseline
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     known = load_baseline(baseline) if baseline is not None else frozenset()
     settings = SecretScanSettings(
         max_file_bytes=int(max_file_mb * 2**20),

@@ -16,14 +16,13 @@ from secmlops.cli.output import (
     FormatOpt,
     OutputOpt,
     QuietOpt,
-    choose_format,
     emit,
     gate,
     progress_bar,
+    report_setup,
 )
-from secmlops.config import load_config
 from secmlops.errors import SignatureError, UsageError
-from secmlops.findings import Location, Report, ScanFailure, Severity
+from secmlops.findings import Location, Report, ScanFailure
 
 PassphraseEnvOpt = typer.Option(
     None,
@@ -205,9 +204,7 @@ def verify(
     """
     from secmlops.evidence import rules, signing
 
-    cfg = load_config(config)
-    threshold = Severity.parse(fail_on or cfg.fail_on)
-    form = choose_format(fmt, output)
+    _, threshold, form = report_setup(config, fail_on, fmt, output)
     method: signing.VerifyMethod
     if sum((key is not None, bool(chain), identity_provider is not None)) != 1:
         raise UsageError(
