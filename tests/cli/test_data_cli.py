@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -18,18 +16,7 @@ from secmlops.errors import DataError
 from secmlops.findings import Finding, Location
 from secmlops.scan.data import engine
 from secmlops.scan.data.engine import DataScanSettings, optional_module, scan_data
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "secmlops", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
+from tests.cli import run_cli as run
 
 
 def invoke(*args: str) -> tuple[int, str, BaseException | None]:

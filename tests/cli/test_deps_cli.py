@@ -5,9 +5,7 @@ subprocess (exit codes, stdout documents), the rest in process with Typer's runn
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,14 @@ from typer.testing import CliRunner
 
 from secmlops.cli.main import app
 from secmlops.scan.deps.osv import import_zip
+from tests.cli import run_cli
 from tests.scan.deps.osv_fixtures import STANDARD, write_zip
 
 HASH = "--hash=sha256:" + "a" * 64
 
 
 def run(*args: str, db: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "SECMLOPS_DB": str(db)}
-    return subprocess.run(
-        [sys.executable, "-m", "secmlops", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(*args, cwd=cwd, env={"SECMLOPS_DB": str(db)})
 
 
 def invoke(*args: str, db: Path) -> tuple[int, str, str]:

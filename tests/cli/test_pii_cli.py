@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from typer.testing import CliRunner
 
 from secmlops.cli.main import app
 from secmlops.errors import DataError
+from tests.cli import run_cli
 
 CSV = (
     "id,email,card,notes\n"
@@ -24,13 +23,7 @@ KEYS = {"SECMLOPS_HASH_KEY": "h" * 24, "SECMLOPS_VAULT_KEY": "v" * 24}
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "secmlops", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **env},
-        timeout=120,
-    )
+    return run_cli(*args, env=env)
 
 
 def invoke(*args: str, **env: str) -> tuple[int, str, BaseException | None]:

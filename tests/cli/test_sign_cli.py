@@ -12,20 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli as run
 from tests.evidence.test_signing import WEIGHTS, make_ca, make_key, make_leaf, make_model
 
 MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real command line in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "secmlops", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
-        timeout=120,
-    )
 
 
 @pytest.fixture
