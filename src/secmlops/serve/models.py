@@ -212,6 +212,11 @@ def _load_one(registry: Registry, entry: ModelEntry) -> TabularModel:
             loader = _onnx if fmt == "onnx" else _skops
             scorer = loader(entry.name, path, len(features), task, config)
             mean, scale = _standardisation(entry.name, config, len(features))
+        try:  # a model that cannot score a row of zeros would fail every request: refuse it now
+            scorer(np.zeros((1, len(features))))
+        except Exception as exc:
+            raise GatewayError(f"{entry.name}: {path.name} does not accept "
+                               f"{len(features)} features: {exc}") from exc  # fmt: skip
     return TabularModel(entry.name, info.version, frozenset(entry.tenants), features, scorer, mean,
                         scale, ranges, task, fmt)  # fmt: skip
 
@@ -293,10 +298,6 @@ def _onnx(name: str, path: Path, width: int, task: str, config: Mapping[str, Any
             return result[:, 1]  # probability of the positive class
         return result.reshape(-1)
 
-    try:  # a model that cannot score a row of zeros would fail every request: refuse it now
-        score(np.zeros((1, width)))
-    except Exception as exc:
-        raise GatewayError(f"{name}: model.onnx does not accept {width} features: {exc}") from exc
     return score
 
 
@@ -336,8 +337,4 @@ def _skops(name: str, path: Path, width: int, task: str, config: Mapping[str, An
             return np.asarray(estimator.predict_proba(matrix))[:, 1]
         return np.asarray(estimator.predict(matrix), dtype=np.float64)
 
-    try:
-        score(np.zeros((1, width)))
-    except Exception as exc:
-        raise GatewayError(f"{name}: model.skops does not accept {width} features: {exc}") from exc
     return score
