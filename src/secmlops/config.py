@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from secmlops.errors import ConfigError, Error
+from secmlops.errors import ConfigError, Error, first_problem
 
 T = TypeVar("T")
 
@@ -85,9 +85,7 @@ def _validate(data: dict[str, Any], source: str) -> Config:
     try:
         parsed = Schema.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{source}: {first_problem(exc)}") from None
     m = parsed.models
     return Config(
         fail_on=parsed.fail_on,
@@ -120,9 +118,7 @@ def _layer_section(name: str, values: Any, source: str) -> dict[str, Any]:
     try:  # types and ranges; the class's own checks (__post_init__) run too
         TypeAdapter(settings_type).validate_python(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {name}.{where}: {first['msg']}") from None
+        raise ConfigError(f"{source}: {name}.{first_problem(exc)}") from None
     except (ValueError, Error) as exc:  # raised by the settings class's own validation
         message = exc.message if isinstance(exc, Error) else str(exc)
         raise ConfigError(f"{source}: [{name}]: {message}") from None

@@ -5,6 +5,8 @@ The CLI catches `Error` and prints one line plus the hint; anything else is a bu
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Error(Exception):
     """Root of every error secmlops raises on purpose."""
@@ -60,3 +62,10 @@ class StoreError(Error):
 
 class GatewayError(Error):
     """The inference gateway could not start or serve."""
+
+
+def first_problem(exc: Any) -> str:
+    """`field.path: message` of a pydantic ValidationError's first error, for one-line errors
+    about a file a user wrote (the rest usually follows from the first)."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

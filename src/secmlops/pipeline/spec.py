@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from secmlops.errors import ConfigError
+from secmlops.errors import ConfigError, first_problem
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MAX_SPEC_BYTES = 1 << 20
@@ -87,6 +87,4 @@ def load_pipeline(path: Path) -> PipelineSpec:
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}", hint="see docs/pipeline.md") from exc
+        raise ConfigError(f"{path}: {first_problem(exc)}", hint="see docs/pipeline.md") from exc

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from secmlops.errors import PolicyError
+from secmlops.errors import PolicyError, first_problem
 
 
 class _WaiverModel(BaseModel):
@@ -62,10 +62,8 @@ def load_waivers(path: Path) -> list[Waiver]:
     try:
         parsed = _WaiverFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         raise PolicyError(
-            f"waivers {path}: {where}: {first['msg']}",
+            f"waivers {path}: {first_problem(exc)}",
             hint="each waiver needs rule_id, scope, reason, approver and expires (a date)",
         ) from exc
     return [

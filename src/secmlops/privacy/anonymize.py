@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from secmlops.errors import DataError, UsageError
+from secmlops.errors import DataError, UsageError, first_problem
 from secmlops.privacy.vault import Vault, key_from_env
 from secmlops.scan.data.pii import ENTITIES, ColumnPii, PiiSettings, Span, analyze_frame
 
@@ -100,9 +100,7 @@ def load_policy(path: Path) -> Policy:
     try:
         parsed = PolicySchema.model_validate(raw or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"{path}: {where}: {first['msg']}") from None
+        raise UsageError(f"{path}: {first_problem(exc)}") from None
     unknown = sorted(set(parsed.entities) - set(ENTITIES))
     if unknown:
         raise UsageError(

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from secmlops.errors import DataError, UsageError
+from secmlops.errors import DataError, UsageError, first_problem
 from secmlops.findings import Finding, Location
 from secmlops.scan.data import stats_rules as R
 
@@ -157,10 +157,8 @@ def _parse(data: Any, path: Path) -> Ledger:
     try:
         parsed = Schema.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         raise DataError(
-            f"{path}: damaged privacy ledger ({where}: {first['msg']})",
+            f"{path}: damaged privacy ledger ({first_problem(exc)})",
             hint="restore the ledger from version control or a backup; never edit it by hand",
         ) from None
     return Ledger(

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from secmlops.errors import GatewayError
+from secmlops.errors import GatewayError, first_problem
 
 
 class _Strict(BaseModel):
@@ -126,9 +126,8 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     try:
         config = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
         raise GatewayError(
-            f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+            f"{path}: {first_problem(exc)}",
             hint="see docs/gateway.md",
         ) from exc
     base = path.resolve().parent

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from secmlops.errors import DataError
+from secmlops.errors import DataError, first_problem
 
 PROFILE_FORMAT = "secmlops-drift-profile"
 PROFILE_VERSION = 1
@@ -114,10 +114,8 @@ class Profile:
         try:
             parsed = Schema.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
             raise DataError(
-                f"{source}: not a valid drift profile ({where}: {first['msg']})",
+                f"{source}: not a valid drift profile ({first_problem(exc)})",
                 hint="write one with `secmlops monitor profile DATA -o profile.json`",
             ) from None
         columns = {}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from secmlops.errors import DataError
+from secmlops.errors import DataError, first_problem
 from secmlops.findings import Finding, Location, Rule
 from secmlops.scan.data import rules
 
@@ -264,9 +264,7 @@ def _manifest_from(raw: Any) -> Manifest:
     try:
         spec = ManifestSpec.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DataError(f"invalid manifest: {where}: {first['msg']}") from None
+        raise DataError(f"invalid manifest: {first_problem(exc)}") from None
     if (spec.type, spec.version, spec.algorithm) != (MANIFEST_TYPE, MANIFEST_VERSION, "sha256"):
         raise DataError(
             f"not a secmlops data set manifest ({spec.type} v{spec.version}, {spec.algorithm})"

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from secmlops.errors import DataError
+from secmlops.errors import DataError, first_problem
 from secmlops.findings import Finding, Location, Rule
 from secmlops.scan.data import rules
 
@@ -175,9 +175,7 @@ def parse_schema(data: Any, source: str = "schema") -> DataSchema:
     try:
         spec = SchemaSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DataError(f"{source}: {where}: {first['msg']}", hint="see docs/data.md") from None
+        raise DataError(f"{source}: {first_problem(exc)}", hint="see docs/data.md") from None
 
     def bounds(r: RangeSpec | None) -> Bounds | None:
         return None if r is None else (r.min, r.max)
