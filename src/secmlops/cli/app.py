@@ -83,10 +83,10 @@ class LazyGroup(TyperGroup):
         module = self._lazy().get(cmd_name)
         if cmd_name not in self.commands and module is not None:
             importlib.import_module(f"secmlops.cli.{module}")
-            owner = _OWNERS[self.name or ""]
-            built = typer.main.get_group(owner).commands.get(cmd_name)
-            if built is not None:
-                self.commands[cmd_name] = built
+            # Build the group once per imported module and keep every command it now has, so a
+            # listing (`--help`) does not rebuild the whole group for each of its commands.
+            for name, built in typer.main.get_group(_OWNERS[self.name or ""]).commands.items():
+                self.commands.setdefault(name, built)
         return self.commands.get(cmd_name)
 
 
