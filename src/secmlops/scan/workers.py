@@ -40,6 +40,7 @@ def run_forked(
     jobs: int,
 ) -> None:
     """Scan every batch with `scan_batch` in `jobs` forked processes and merge into `report`."""
+    import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -47,15 +48,21 @@ def run_forked(
     _SCAN_BATCH = scan_batch
     total = sum(len(b) for b in batches)
     done = 0
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(_run_batch, batch): batch for batch in batches}
-        for future in as_completed(futures):
-            part = json.loads(future.result())
-            report.findings.extend(Finding.from_dict(f) for f in part["findings"])
-            report.errors.extend(ScanFailure.from_dict(e) for e in part["errors"])
-            report.files_scanned += part["scanned"]
-            report.files_skipped += part["skipped"]
-            report.bytes_scanned += part["bytes"]
-            done += len(futures[future])
-            if progress is not None:
-                progress(futures[future][-1][1], done, total)
+    # What exists now is never collected in the workers: a collection there would touch, and so
+    # copy, every page the fork shares with this process.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(_run_batch, batch): batch for batch in batches}
+            for future in as_completed(futures):
+                part = json.loads(future.result())
+                report.findings.extend(Finding.from_dict(f) for f in part["findings"])
+                report.errors.extend(ScanFailure.from_dict(e) for e in part["errors"])
+                report.files_scanned += part["scanned"]
+                report.files_skipped += part["skipped"]
+                report.bytes_scanned += part["bytes"]
+                done += len(futures[future])
+                if progress is not None:
+                    progress(futures[future][-1][1], done, total)
+    finally:
+        gc.unfreeze()

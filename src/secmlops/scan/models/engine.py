@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -97,13 +98,17 @@ class Blob:
         return self._tail
 
     @classmethod
-    def from_path(cls, path: Path, display: str) -> Blob:
-        size = path.stat().st_size
+    def from_path(cls, path: Path | str, display: str, size: int | None = None) -> Blob:
+        """A top-level file; `size` is its stat size when the caller already has it."""
+        name = os.path.basename(path)
+        if size is None:
+            size = os.stat(path).st_size
         if size <= HEAD_SIZE:
             # Small files (most of a model folder's pickles) are read once and kept.
-            data = path.read_bytes()
-            return cls(Location(path=display), len(data), 0, path.name, lambda: io.BytesIO(data))
-        return cls(Location(path=display), size, 0, path.name, lambda: open(path, "rb"))
+            with open(path, "rb", buffering=0) as f:
+                data = f.readall()
+            return cls(Location(path=display), len(data), 0, name, lambda: io.BytesIO(data))
+        return cls(Location(path=display), size, 0, name, lambda: open(path, "rb"))
 
     @classmethod
     def from_bytes(cls, data: bytes, location: Location, depth: int, name: str) -> Blob:
@@ -286,7 +291,7 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     if matched:
         ctx.report.bytes_scanned += blob.size if blob.depth == 0 else 0
         return
-    suffix = Path(blob.name).suffix.lower()
+    suffix = os.path.splitext(blob.name)[1].lower()
     if suffix in MODEL_SUFFIXES and blob.size > 0:
         ctx.emit(
             rules.FORMAT_UNKNOWN.finding(
@@ -356,27 +361,41 @@ def _scan_files(
     with tempfile.TemporaryDirectory(prefix="secmlops-scan-") as tmp:
         ctx = ScanContext(report, settings, SCANNERS, Path(tmp))
         for done, (path, display) in enumerate(files, start=1):
-            location = Location(path=display)
             ctx.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
-            if path.is_symlink() and not settings.follow_symlinks:
+            st = _stat(path, settings.follow_symlinks)
+            if st is None:
+                report.files_skipped += 1  # vanished, or a dangling link being followed
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.readlink(path)
                 report.add(
                     rules.SYMLINK.finding(
-                        location,
-                        f"symbolic link to {os.readlink(path)!r} was not followed",
-                        {"target": os.readlink(path)},
+                        Location(path=display),
+                        f"symbolic link to {target!r} was not followed",
+                        {"target": target},
                     )
                 )
-            elif not path.is_file():
+            elif not stat.S_ISREG(st.st_mode):
                 report.files_skipped += 1
             else:
                 try:
-                    blob = Blob.from_path(path, display)
+                    blob = Blob.from_path(path, display, st.st_size)
                     report.files_scanned += 1
                     scan_blob(blob, ctx)
                 except OSError as exc:
-                    ctx.fail(location, f"could not read: {exc.strerror or exc}")
+                    ctx.fail(Location(path=display), f"could not read: {exc.strerror or exc}")
             if progress is not None:
                 progress(display, done, total or len(files))
+
+
+def _stat(path: Path, follow_symlinks: bool) -> os.stat_result | None:
+    """One stat per file: the link itself unless links are followed (None: nothing there)."""
+    try:
+        st = os.lstat(path)
+        if follow_symlinks and stat.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+    except OSError:
+        return None
+    return st
 
 
 def _can_fork() -> bool:
@@ -392,6 +411,7 @@ def _scan_parallel(
     progress: Callable[[str, int, int], None] | None,
     jobs: int,
 ) -> None:
+    import secmlops.scan.models.formats  # noqa: F401 - imported once, before the workers fork
     from secmlops.scan.workers import Batch, run_forked
 
     def scan_batch(batch: Batch) -> Report:

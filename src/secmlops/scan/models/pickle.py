@@ -1392,6 +1392,14 @@ _HANDLERS = {
 }  # fmt: skip
 
 PICKLE_OPCODE_BYTES = frozenset(_HANDLERS)
+# Opcodes that need a stack item or a mark whatever their argument: as a stream's first opcode
+# each one makes every unpickler stop at once, before any call. (NEXT_BUFFER is not one: it
+# succeeds when the loader is given out-of-band buffers.)
+FAILS_AS_FIRST_OPCODE = frozenset(b"012abdelopqrstuQR.") | {
+    0x81, 0x85, 0x86, 0x87, 0x90, 0x91, 0x92, 0x93, 0x94, 0x98,
+}  # fmt: skip
+# First bytes a loader could get anywhere with (what the sniffers look for).
+PICKLE_START_BYTES = PICKLE_OPCODE_BYTES - FAILS_AS_FIRST_OPCODE
 _HANDLER_TABLE: list[Any] = [_HANDLERS.get(code) for code in range(256)]
 
 
@@ -1437,7 +1445,7 @@ def looks_like_pickle(head: bytes, size: int, allowlist: Allowlist) -> bool:
     such fragments are not pickles. Anything that calls, names a dangerous global, declares a
     protocol, reaches STOP or is still going when the head runs out is.
     """
-    if not head or head[0] not in PICKLE_OPCODE_BYTES:
+    if not head or head[0] not in PICKLE_START_BYTES:
         return False
     import io
 

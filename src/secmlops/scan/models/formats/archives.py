@@ -21,7 +21,7 @@ from typing import IO, Any
 from secmlops.errors import ScanError
 from secmlops.findings import Location
 from secmlops.scan.models import rules
-from secmlops.scan.models.engine import Blob, ScanContext, SliceFile, slice_blob
+from secmlops.scan.models.engine import CHILD_IN_MEMORY, Blob, ScanContext, SliceFile, slice_blob
 from secmlops.scan.models.formats.torch import ZIP_INFOS
 from secmlops.scan.models.formats.torch_legacy import LEGACY_LAYOUTS, scan_legacy_member
 
@@ -250,7 +250,12 @@ class ZipScanner:
                   "compressed": info.compress_size})  # fmt: skip
             return
         if info.compress_type == zipfile.ZIP_STORED:
-            child = slice_blob(blob, info.filename, data_start, info.compress_size)
+            if info.compress_size <= CHILD_IN_MEMORY:
+                # Small members (metadata, pickles) are read once; sniffers and the CRC reuse it.
+                f.seek(data_start)
+                child = ctx.child_blob(blob, info.filename, f.read(info.compress_size))
+            else:
+                child = slice_blob(blob, info.filename, data_start, info.compress_size)
             if torchscript:
                 child.allowlist = ctx.allowlist.for_torchscript()
             self._check_crc(ctx, child, info)
@@ -294,10 +299,13 @@ class ZipScanner:
 
     @staticmethod
     def _check_crc(ctx: ScanContext, child: Blob, info: zipfile.ZipInfo) -> None:
-        crc = 0
-        with child.open() as m:
-            while chunk := m.read(CHUNK):
-                crc = zlib.crc32(chunk, crc)
+        if child.size <= len(child.head):
+            crc = zlib.crc32(child.head)
+        else:
+            crc = 0
+            with child.open() as m:
+                while chunk := m.read(CHUNK):
+                    crc = zlib.crc32(chunk, crc)
         if crc != info.CRC:
             ctx.emit(
                 rules.ARCHIVE_INCONSISTENT.finding(

@@ -8,7 +8,7 @@ from secmlops.scan.models import rules
 from secmlops.scan.models.allowlist import load_allowlist
 from secmlops.scan.models.engine import Blob, ScanContext, slice_blob
 from secmlops.scan.models.pickle import (
-    PICKLE_OPCODE_BYTES,
+    PICKLE_START_BYTES,
     NestedLoad,
     findings_for,
     is_pickle_start,
@@ -24,7 +24,7 @@ class PickleScanner:
 
     def sniff(self, blob: Blob) -> bool:
         head = blob.head
-        if not head or head[0] not in PICKLE_OPCODE_BYTES:
+        if not head or head[0] not in PICKLE_START_BYTES:
             return False
         allowlist = load_allowlist()
         if blob.size > len(head):
