@@ -1200,19 +1200,15 @@ def op_setitems(m: _Machine, offset: int) -> bool:
     if type(target) is DictV:
         # The common case (a dict being filled), without a pair list and a call per item.
         scalars = _SCALARS
-        use = m.use
-        kept = target.items
-        for i in range(0, len(items), 2):
-            key = items[i]
-            value = items[i + 1]
-            if type(key) not in scalars:
-                use(key, Use.REF)
-            elif type(key) is str and key.startswith("__") and key.endswith("__"):
+        for item in items:  # keys and values, in stream order
+            if type(item) not in scalars:
+                m.use(item, Use.REF)
+        for key in items[::2]:
+            if type(key) is str and key[:2] == "__" and key[-2:] == "__":
                 target.dunder.append(key)
-            if type(value) not in scalars:
-                use(value, Use.REF)
-            if len(kept) < MAX_KEPT_ITEMS:
-                kept.append((key, value))
+        room = MAX_KEPT_ITEMS - len(target.items)
+        if room > 0:
+            target.items.extend(zip(items[: 2 * room : 2], items[1 : 2 * room : 2], strict=True))
         target.count += len(items) // 2
         return False
     pairs = [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
