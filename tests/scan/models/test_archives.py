@@ -225,3 +225,32 @@ def test_parallel_scan_reports_the_same_as_serial(tmp_path: Path) -> None:
     ]
     assert [e.to_dict() for e in parallel.errors] == [e.to_dict() for e in serial.errors]
     assert parallel.files_scanned == serial.files_scanned == 41
+
+
+def test_work_folder_is_made_only_when_needed_and_always_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import tempfile
+
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def counting_mkdtemp(*args: object, **kwargs: object) -> str:
+        made.append(real_mkdtemp(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", counting_mkdtemp)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i in range(3):
+        (plain / f"m{i}.pkl").write_bytes(BENIGN)
+    assert scan_paths([plain]).files_scanned == 3
+    assert made == []  # small files and members never need a folder on disk
+    # A deflated member over 1 MiB is written to a file in the scan's own folder.
+    big = tmp_path / "big.zip"
+    filler = os.urandom(2 * 2**20)  # incompressible: no ratio finding
+    big.write_bytes(zip_bytes({"a/data.pkl": EVIL, "a/blob.dat": filler}, zipfile.ZIP_DEFLATED))
+    assert rules(big) == {"MODEL-PICKLE-EXEC"}
+    assert len(made) == 1
+    assert not Path(made[0]).exists()

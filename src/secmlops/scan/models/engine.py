@@ -194,13 +194,29 @@ class ScanContext:
         report: Report,
         settings: ModelScanSettings,
         scanners: Sequence[FormatScanner],
-        workdir: Path,
+        workdir: Path | None = None,
     ) -> None:
         self.report = report
         self.settings = settings
         self.scanners = scanners
-        self.workdir = workdir
+        self._workdir = workdir  # None: a private folder, made when first needed
+        self._own_workdir = False
         self.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
+
+    @property
+    def workdir(self) -> Path:
+        """Where extracted members too large for memory are written (removed by `close`)."""
+        if self._workdir is None:
+            # Made on demand: most scans never need one, and a folder costs ~0.3 ms a batch.
+            self._workdir = Path(tempfile.mkdtemp(prefix="secmlops-scan-"))
+            self._own_workdir = True
+        return self._workdir
+
+    def close(self) -> None:
+        """Remove the private work folder, if one was made."""
+        if self._own_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        self._workdir, self._own_workdir = None, False
 
     @property
     def allowlist(self) -> Allowlist:
@@ -223,9 +239,14 @@ class ScanContext:
         self.report.errors.append(ScanFailure(location, message))
 
     def spool(self) -> IO[bytes]:
-        """A temporary byte buffer that moves to disk past a few MiB (for extracted members)."""
+        """A temporary byte buffer that moves to disk past a few MiB (for extracted members).
+
+        On disk it is an unnamed file (gone when closed), so it needs no work folder of ours.
+        """
         return tempfile.SpooledTemporaryFile(
-            max_size=SPOOL_IN_MEMORY, mode="w+b", dir=str(self.workdir)
+            max_size=SPOOL_IN_MEMORY,
+            mode="w+b",
+            dir=None if self._workdir is None else str(self._workdir),
         )
 
     def child_blob(self, parent: Blob, member: str, data: IO[bytes] | bytes) -> Blob:
@@ -358,8 +379,8 @@ def _scan_files(
 ) -> None:
     from secmlops.scan.models.formats import SCANNERS
 
-    with tempfile.TemporaryDirectory(prefix="secmlops-scan-") as tmp:
-        ctx = ScanContext(report, settings, SCANNERS, Path(tmp))
+    ctx = ScanContext(report, settings, SCANNERS)
+    try:
         for done, (path, display) in enumerate(files, start=1):
             ctx.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
             st = _stat(path, settings.follow_symlinks)
@@ -385,6 +406,8 @@ def _scan_files(
                     ctx.fail(Location(path=display), f"could not read: {exc.strerror or exc}")
             if progress is not None:
                 progress(display, done, total or len(files))
+    finally:
+        ctx.close()
 
 
 def _stat(path: Path, follow_symlinks: bool) -> os.stat_result | None:
