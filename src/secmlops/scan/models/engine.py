@@ -325,20 +325,19 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         ctx.report.files_skipped += 1
 
 
-def iter_files(paths: Sequence[Path], follow_symlinks: bool) -> Iterator[tuple[Path, str]]:
-    """Every regular file under `paths` (recursively), with the path to display."""
+def iter_files(paths: Sequence[Path], follow_symlinks: bool) -> Iterator[str]:
+    """Every file under `paths` (recursively), as the path shown in the report."""
     for root in paths:
         if root.is_symlink() and not follow_symlinks:
-            yield root, str(root)
+            yield str(root)
             continue
         if root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
                 dirnames.sort()
                 for fname in sorted(filenames):
-                    full = Path(dirpath) / fname
-                    yield full, str(full)
+                    yield os.path.join(dirpath, fname)
         else:
-            yield root, str(root)
+            yield str(root)
 
 
 def scan_paths(
@@ -371,7 +370,7 @@ def scan_paths(
 
 
 def _scan_files(
-    files: Sequence[tuple[Path, str]],
+    files: Sequence[str],
     settings: ModelScanSettings,
     report: Report,
     progress: Callable[[str, int, int], None] | None,
@@ -381,7 +380,7 @@ def _scan_files(
 
     ctx = ScanContext(report, settings, SCANNERS)
     try:
-        for done, (path, display) in enumerate(files, start=1):
+        for done, path in enumerate(files, start=1):
             ctx.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
             st = _stat(path, settings.follow_symlinks)
             if st is None:
@@ -390,7 +389,7 @@ def _scan_files(
                 target = os.readlink(path)
                 report.add(
                     rules.SYMLINK.finding(
-                        Location(path=display),
+                        Location(path=path),
                         f"symbolic link to {target!r} was not followed",
                         {"target": target},
                     )
@@ -399,18 +398,18 @@ def _scan_files(
                 report.files_skipped += 1
             else:
                 try:
-                    blob = Blob.from_path(path, display, st.st_size)
+                    blob = Blob.from_path(path, path, st.st_size)
                     report.files_scanned += 1
                     scan_blob(blob, ctx)
                 except OSError as exc:
-                    ctx.fail(Location(path=display), f"could not read: {exc.strerror or exc}")
+                    ctx.fail(Location(path=path), f"could not read: {exc.strerror or exc}")
             if progress is not None:
-                progress(display, done, total or len(files))
+                progress(path, done, total or len(files))
     finally:
         ctx.close()
 
 
-def _stat(path: Path, follow_symlinks: bool) -> os.stat_result | None:
+def _stat(path: str, follow_symlinks: bool) -> os.stat_result | None:
     """One stat per file: the link itself unless links are followed (None: nothing there)."""
     try:
         st = os.lstat(path)
@@ -428,7 +427,7 @@ def _can_fork() -> bool:
 
 
 def _scan_parallel(
-    files: Sequence[tuple[Path, str]],
+    files: Sequence[str],
     settings: ModelScanSettings,
     report: Report,
     progress: Callable[[str, int, int], None] | None,
@@ -439,11 +438,11 @@ def _scan_parallel(
 
     def scan_batch(batch: Batch) -> Report:
         part = Report(kind="models")
-        _scan_files([(Path(p), d) for p, d in batch], settings, part, None)
+        _scan_files([path for path, _ in batch], settings, part, None)
         return part
 
     # Small batches: the last ones, which may keep one worker busy while the others idle, are
     # short; a batch costs well under a millisecond of hand-off.
     size = max(1, min(16, len(files) // (jobs * 4)))
-    batches = [[(str(p), d) for p, d in files[i : i + size]] for i in range(0, len(files), size)]
+    batches = [[(p, p) for p in files[i : i + size]] for i in range(0, len(files), size)]
     run_forked(batches, scan_batch, report, progress, jobs)

@@ -9,6 +9,7 @@ parsers disagree. A stream that breaks is analysed up to the break: what comes b
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import struct
 from collections.abc import Iterator
@@ -443,10 +444,10 @@ class _Machine:
                  f"{_describe(name)})")
             )  # fmt: skip
             return Instance(None, offset)
-        if not all(part.isidentifier() for part in module.split(".")):
+        qualified = _qualify(module, name)
+        if qualified is None:
             # The import fails before anything is reached: the real loader stops here.
             raise PickleBreak(f"No module named {module[:80]!r}")
-        qualified = canonical_name(module, name)
         if "." in name and self.proto < 4:
             # The 3.11-3.13 C unpickler resolves dotted names only from protocol 4 on; newer
             # Pythons resolve them always. Either way the target is reachable.
@@ -666,6 +667,23 @@ _INLINE_TUPLES = {0x85: 1, 0x86: 2, 0x87: 3}
 
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _resolve(module: str, name: str) -> str | None:
+    """The canonical name of a global (None: the module name cannot be imported)."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        return None
+    return canonical_name(module, name)
+
+
+_resolve_cached = functools.lru_cache(maxsize=4096)(_resolve)
+
+
+def _qualify(module: str, name: str) -> str | None:
+    """`_resolve`, remembered for short names: the same few globals recur in every file."""
+    if len(module) + len(name) <= 256:
+        return _resolve_cached(module, name)
+    return _resolve(module, name)
 
 
 class _LimitReached(Exception):
