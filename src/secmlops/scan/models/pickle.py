@@ -25,28 +25,32 @@ MAX_KEPT_ITEMS = 256  # container items kept for analysis; the rest are counted
 MAX_STACK = 1_000_000
 HIGHEST_PROTOCOL = 5
 
+# Python 3.11 looks enum members up on the class at ~0.25 us a time; the analyser does it per item.
+_REF, _NEW, _CALL = Use.REF, Use.NEW, Use.CALL
+
+
 # Callables that use their arguments as callables or classes: (argument index -> use).
 ARGUMENT_USES: dict[str, dict[int, Use]] = {
-    "copyreg._reconstructor": {0: Use.NEW, 1: Use.NEW},
-    "copyreg.__newobj__": {0: Use.NEW},
-    "copyreg.__newobj_ex__": {0: Use.NEW},
-    "torch._tensor._rebuild_from_type_v2": {0: Use.CALL, 1: Use.NEW},
-    "torch._tensor._rebuild_from_type": {0: Use.CALL, 1: Use.NEW},
-    "torch._utils._rebuild_wrapper_subclass": {0: Use.NEW},
-    "torch._utils._rebuild_subclass": {0: Use.NEW},
-    "functools.partial": {0: Use.CALL},
-    "numpy.core.multiarray._reconstruct": {0: Use.NEW},
-    "numpy._core.multiarray._reconstruct": {0: Use.NEW},
-    "numpy.ma.core._mareconstruct": {0: Use.NEW, 1: Use.NEW},
-    "numpy.random._pickle.__bit_generator_ctor": {0: Use.CALL},
-    "numpy.random._pickle.__generator_ctor": {1: Use.CALL},
-    "numpy.random._pickle.__randomstate_ctor": {1: Use.CALL},
-    "sklearn.metrics._dist_metrics.newObj": {0: Use.NEW},
-    "sklearn.neighbors._ball_tree.newObj": {0: Use.NEW},
-    "sklearn.neighbors._kd_tree.newObj": {0: Use.NEW},
-    "pandas.core.indexes.base._new_Index": {0: Use.NEW},
-    "pandas.core.indexes.datetimes._new_DatetimeIndex": {0: Use.NEW},
-    "pandas.core.indexes.period._new_PeriodIndex": {0: Use.NEW},
+    "copyreg._reconstructor": {0: _NEW, 1: _NEW},
+    "copyreg.__newobj__": {0: _NEW},
+    "copyreg.__newobj_ex__": {0: _NEW},
+    "torch._tensor._rebuild_from_type_v2": {0: _CALL, 1: _NEW},
+    "torch._tensor._rebuild_from_type": {0: _CALL, 1: _NEW},
+    "torch._utils._rebuild_wrapper_subclass": {0: _NEW},
+    "torch._utils._rebuild_subclass": {0: _NEW},
+    "functools.partial": {0: _CALL},
+    "numpy.core.multiarray._reconstruct": {0: _NEW},
+    "numpy._core.multiarray._reconstruct": {0: _NEW},
+    "numpy.ma.core._mareconstruct": {0: _NEW, 1: _NEW},
+    "numpy.random._pickle.__bit_generator_ctor": {0: _CALL},
+    "numpy.random._pickle.__generator_ctor": {1: _CALL},
+    "numpy.random._pickle.__randomstate_ctor": {1: _CALL},
+    "sklearn.metrics._dist_metrics.newObj": {0: _NEW},
+    "sklearn.neighbors._ball_tree.newObj": {0: _NEW},
+    "sklearn.neighbors._kd_tree.newObj": {0: _NEW},
+    "pandas.core.indexes.base._new_Index": {0: _NEW},
+    "pandas.core.indexes.datetimes._new_DatetimeIndex": {0: _NEW},
+    "pandas.core.indexes.period._new_PeriodIndex": {0: _NEW},
 }
 # Cython's generated unpickle helpers rebuild an instance of their first argument.
 PYX_UNPICKLE = "__pyx_unpickle_"
@@ -353,7 +357,7 @@ class _Machine:
         if type(value) in _SCALARS:
             return
         if isinstance(value, GlobalRef):
-            if use is Use.REF and value.qualified in NESTED_LOADERS:
+            if use is _REF and value.qualified in NESTED_LOADERS:
                 self.res.nested_unresolved.add(value.qualified)
             entry = self.res.globals.get(value.qualified)
             if entry is None:
@@ -366,7 +370,7 @@ class _Machine:
                 entry.use = max(entry.use, use)
         elif isinstance(value, (tuple, list)):
             for item in value:
-                self.use(item, Use.REF)
+                self.use(item, _REF)
 
     def call(self, callee: Any, args: Any, offset: int, how: str) -> Any:
         """A call the unpickler makes: record it, return the symbolic result."""
@@ -378,14 +382,14 @@ class _Machine:
                 folded = self._fold_getattr(args, offset)
                 if folded is not None:
                     return folded
-            self.use(callee, Use.CALL)
+            self.use(callee, _CALL)
             arg_uses = ARGUMENT_USES.get(callee.qualified, {})
             if not arg_uses and PYX_UNPICKLE in callee.qualified:
-                arg_uses = {0: Use.NEW}
+                arg_uses = {0: _NEW}
             items = args if isinstance(args, tuple) else ()
             for i, item in enumerate(items):
                 if isinstance(item, GlobalRef):
-                    self.use(item, arg_uses.get(i, Use.REF))
+                    self.use(item, arg_uses.get(i, _REF))
             return Instance(callee, offset, self._fold(callee, items), items)
         self.res.computed_calls.append((offset, f"{how} calls {_describe(callee)}"))
         return Instance(callee, offset)
@@ -412,7 +416,7 @@ class _Machine:
 
     def instantiate(self, cls: Any, offset: int, how: str) -> Any:
         if isinstance(cls, GlobalRef):
-            self.use(cls, Use.NEW)
+            self.use(cls, _NEW)
         else:
             self.res.computed_calls.append((offset, f"{how} instantiates {_describe(cls)}"))
         return Instance(cls, offset)
@@ -758,14 +762,14 @@ def op_mark(m: _Machine, offset: int) -> bool:
 
 def op_stop(m: _Machine, offset: int) -> bool:
     value = m.pop()
-    m.use(value, Use.REF)
+    m.use(value, _REF)
     m.res.value = value
     return True
 
 
 def op_pop(m: _Machine, offset: int) -> bool:
     if m.stack:
-        m.use(m.stack.pop(), Use.REF)
+        m.use(m.stack.pop(), _REF)
     else:
         m.pop_mark()
     return False
@@ -773,7 +777,7 @@ def op_pop(m: _Machine, offset: int) -> bool:
 
 def op_pop_mark(m: _Machine, offset: int) -> bool:
     for item in m.pop_mark():
-        m.use(item, Use.REF)
+        m.use(item, _REF)
     return False
 
 
@@ -875,7 +879,7 @@ def op_persid(m: _Machine, offset: int) -> bool:
 
 def op_binpersid(m: _Machine, offset: int) -> bool:
     pid = m.pop()
-    m.use(pid, Use.REF)
+    m.use(pid, _REF)
     if len(m.res.persistent_ids) < 1_000_000:
         m.res.persistent_ids.append(pid)
     m.stack.append(Opaque("persistent object"))
@@ -1016,7 +1020,7 @@ def op_appends(m: _Machine, offset: int) -> bool:
 def _extend(m: _Machine, target: Any, items: list[Any], offset: int, how: str) -> None:
     for item in items:
         if type(item) not in _SCALARS:
-            m.use(item, Use.REF)
+            m.use(item, _REF)
     if isinstance(target, ListV):
         target.add(items)
     elif isinstance(target, Instance) and isinstance(target.callee, GlobalRef):
@@ -1029,7 +1033,7 @@ def _extend(m: _Machine, target: Any, items: list[Any], offset: int, how: str) -
 def op_build(m: _Machine, offset: int) -> bool:
     state = m.pop()
     inst = m.top()
-    m.use(state, Use.REF)
+    m.use(state, _REF)
     for part in state if isinstance(state, tuple) else (state,):
         # (dict keys and values were recorded when they were set)
         if isinstance(part, DictV) and part.dunder:
@@ -1038,7 +1042,7 @@ def op_build(m: _Machine, offset: int) -> bool:
         inst.state = state
         callee = inst.callee.qualified if isinstance(inst.callee, GlobalRef) else ""
         if callee in CALLS_ITS_ARGUMENT and isinstance(state, tuple) and state:
-            m.use(state[0], Use.CALL)
+            m.use(state[0], _CALL)
         if isinstance(inst.callee, GlobalRef) and inst.callee.qualified in JOBLIB_WRAPPERS:
             m.pending_array = inst
     if isinstance(inst, GlobalRef):
@@ -1125,8 +1129,8 @@ def op_dict(m: _Machine, offset: int) -> bool:
         raise PickleBreak("odd number of items for DICT")
     d = DictV()
     for i in range(0, len(items), 2):
-        m.use(items[i], Use.REF)
-        m.use(items[i + 1], Use.REF)
+        m.use(items[i], _REF)
+        m.use(items[i + 1], _REF)
         d.set(items[i], items[i + 1])
     m.stack.append(d)
     return False
@@ -1195,7 +1199,7 @@ def op_additems(m: _Machine, offset: int) -> bool:
     items = m.pop_mark()
     target = m.top()
     for item in items:
-        m.use(item, Use.REF)
+        m.use(item, _REF)
     if isinstance(target, SetV):
         target.add(items)
     elif not (isinstance(target, Instance) and isinstance(target.callee, GlobalRef)):
@@ -1220,7 +1224,7 @@ def op_setitems(m: _Machine, offset: int) -> bool:
         scalars = _SCALARS
         for item in items:  # keys and values, in stream order
             if type(item) not in scalars:
-                m.use(item, Use.REF)
+                m.use(item, _REF)
         for key in items[::2]:
             if type(key) is str and key[:2] == "__" and key[-2:] == "__":
                 target.dunder.append(key)
@@ -1240,9 +1244,9 @@ def _setitems(
     is_dict = isinstance(target, DictV)
     for key, value in pairs:
         if type(key) not in _SCALARS:
-            m.use(key, Use.REF)
+            m.use(key, _REF)
         if type(value) not in _SCALARS:
-            m.use(value, Use.REF)
+            m.use(value, _REF)
         if is_dict:
             target.set(key, value)
     if isinstance(target, DictV) or (
@@ -1326,7 +1330,7 @@ def op_obj(m: _Machine, offset: int) -> bool:
 def op_newobj(m: _Machine, offset: int) -> bool:
     args = m.pop()
     cls = m.pop()
-    m.use(args, Use.REF)
+    m.use(args, _REF)
     m.stack.append(m.instantiate(cls, offset, "NEWOBJ"))
     return False
 
@@ -1335,8 +1339,8 @@ def op_newobj_ex(m: _Machine, offset: int) -> bool:
     kwargs = m.pop()
     args = m.pop()
     cls = m.pop()
-    m.use(args, Use.REF)
-    m.use(kwargs, Use.REF)
+    m.use(args, _REF)
+    m.use(kwargs, _REF)
     m.stack.append(m.instantiate(cls, offset, "NEWOBJ_EX"))
     return False
 
@@ -1431,10 +1435,10 @@ def _analyze(reader: _Reader | _MemReader, allowlist: Allowlist, max_ops: int) -
     # Whatever the loader had imported when it stopped counts, used or not.
     for value in [*machine.stack, *(v for level in machine.metastack for v in level)]:
         if isinstance(value, GlobalRef) and value.qualified not in result.globals:
-            machine.use(value, Use.REF)
+            machine.use(value, _REF)
     for value in machine.memo.values():
         if isinstance(value, GlobalRef) and value.qualified not in result.globals:
-            machine.use(value, Use.REF)
+            machine.use(value, _REF)
     result.end = reader.pos()
     return result
 
@@ -1538,7 +1542,7 @@ def findings_for(
         verdict = allowlist.judge(g.name, g.use)
         if verdict.allowed:
             continue
-        how = {Use.CALL: "called", Use.NEW: "instantiated", Use.REF: "referenced"}[g.use]
+        how = {_CALL: "called", _NEW: "instantiated", _REF: "referenced"}[g.use]
         evidence = {
             "global": g.name,
             "as_written": g.raw,
@@ -1553,7 +1557,7 @@ def findings_for(
             msg = f"{where} {how} {g.name}: {d.why}"
             if g.name != g.raw:
                 msg += f" (written as {g.raw})"
-            if g.use is Use.REF:
+            if g.use is _REF:
                 msg += "; stored as a value, it runs when the object is used or rebuilt"
             out.append(rules.PICKLE_EXEC.finding(loc, msg, evidence, severity=d.severity))
         else:
