@@ -18,7 +18,8 @@ from secmlops.errors import ScanError
 from secmlops.findings import Location, Report, Severity
 from secmlops.scan.models import ModelScanSettings, scan_paths
 from secmlops.scan.models.engine import Blob, ScanContext
-from secmlops.scan.models.formats.gguf import GGML_TYPES, GgufScanner, analyze_chat_template
+from secmlops.scan.models.formats.chat_template import analyze_chat_template
+from secmlops.scan.models.formats.gguf import GGML_TYPES, GgufScanner
 
 INJECTION = "MODEL-GGUF-TEMPLATE-INJECTION"
 INVALID = "MODEL-GGUF-TEMPLATE-INVALID"
