@@ -255,6 +255,18 @@ def test_opcode_budget_is_a_limit_finding() -> None:
     assert {f.rule_id for f in findings_for(a, ALLOW, Location(path="x"))} == {"MODEL-PICKLE-LIMIT"}
 
 
+def test_budget_and_stack_checks_fire_at_their_opcode_counts() -> None:
+    # One million pushes and more: the stack check (every 65,536 opcodes) stops the stream at
+    # the first check past the stack limit, in the in-memory loop as in any other.
+    data = b"\x80\x04" + b"K\x01" * 1_100_000 + b"."
+    (a,) = list(iter_pickles(io.BytesIO(data), len(data), ALLOW))
+    assert a.error == "stack limit reached"
+    assert a.opcodes == 16 * 0x10000  # the 1,048,576th opcode is the first check past it
+    (b,) = list(iter_pickles(io.BytesIO(data), len(data), ALLOW, max_ops=70_000))
+    assert b.error == "limit: opcode budget of 70000 reached"
+    assert b.opcodes == 70_001
+
+
 def test_use_ordering() -> None:
     assert Use.CALL > Use.NEW > Use.REF
 

@@ -543,22 +543,26 @@ class _Machine:
         flim = no_frame if self.frame_end is None else self.frame_end - base
         i = r.i
         ops = 0
+        # The next opcode count at which the budget and the stack size are checked (past the
+        # budget, and every 65,536 opcodes); that opcode goes to its handler.
+        check_at = min(max_ops + 1, 0x10000)
         try:
             while True:
                 if i >= n:
                     r.i = i
                     raise PickleBreak("pickle data was truncated (no STOP)")
                 op = data[i]
-                offset = base + i
+                at = i  # where the opcode starts (as an offset in the stream: base + at)
                 i += 1
                 ops += 1
-                if ops > max_ops or not ops & 0xFFFF:
+                if ops >= check_at:
                     r.i = i
                     if handlers[op] is not None:
                         if ops > max_ops:
                             raise _LimitReached(f"opcode budget of {max_ops} reached")
                         if len(stack) > MAX_STACK:
                             raise PickleBreak("stack limit reached")
+                    check_at = min(max_ops + 1, (ops | 0xFFFF) + 1)
                     fast = False
                 else:
                     fast = True
@@ -628,11 +632,12 @@ class _Machine:
                     fast = False
                 if fast:
                     if i >= flim:
-                        self._after_op(offset, base + i)
+                        self._after_op(base + at, base + i)
                         flim = no_frame if self.frame_end is None else self.frame_end - base
                     continue
                 # Everything else (and the unusual forms above): the opcode's handler.
                 handler = handlers[op]
+                offset = base + at
                 r.i = i
                 if handler is None:
                     ops -= 1
