@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from secmlops.serve.extraction import ExtractionMonitor
+from secmlops.serve.extraction import ExtractionMonitor, shapiro_w
 
 
 def _actions(monitor: ExtractionMonitor, rows: np.ndarray) -> list[str]:
@@ -39,3 +39,25 @@ def test_calibrated_threshold_never_exceeds_the_configured_one() -> None:
 
 def test_repeated_identical_queries_are_not_extraction() -> None:
     assert set(_actions(ExtractionMonitor(), np.ones((100, 3)))) == {"allow"}
+
+
+@pytest.mark.parametrize("n", [6, 7, 30, 31, 99, 199, 200, 499, 500])
+def test_shapiro_w_is_scipys_statistic(n: int) -> None:
+    from scipy.stats import shapiro
+
+    rng = np.random.default_rng(n)
+    samples = {
+        "normal": rng.normal(size=n),
+        "distances": np.abs(rng.normal(size=n)),  # what the monitor feeds it
+        "skewed": rng.exponential(size=n),
+        "ties": np.round(rng.normal(size=n), 1),
+        "perturbation attack": np.concatenate(
+            [rng.normal(scale=0.01, size=n - 3), [2.0, 3.0, 4.0]]
+        ),
+    }
+    for name, values in samples.items():
+        assert shapiro_w(values) == pytest.approx(float(shapiro(values).statistic), abs=1e-12), name
+
+
+def test_shapiro_w_of_constant_values_is_one() -> None:
+    assert shapiro_w(np.full(40, 0.5)) == 1.0

@@ -6,6 +6,7 @@ tenant cannot multiply its quota by spreading requests over replicas.
 
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import dataclass
 
@@ -44,6 +45,46 @@ def _item(text: str) -> RateLimitItem:
         raise GatewayError(f"invalid limit {text!r}", hint='use e.g. "60/minute"') from exc
 
 
+class _LoopMemoryStorage(MemoryStorage):
+    """limits' in-process storage with its expiry sweep run inline, at most once per `SWEEP_EVERY`.
+
+    The library schedules its sweep as a new task after nearly every hit, and the sweep hops to a
+    worker thread (`asyncio.to_thread`) for every key: about four thread round trips per request,
+    most of the limiter's cost and a source of tail latency. The sweep only forgets expired
+    entries; `acquire_entry` and `get_moving_window` decide from the entries' own timestamps, so
+    when it runs changes no decision. It runs on the event loop without awaiting, so no hit can
+    interleave with it (the library never holds a key's lock across an await).
+    """
+
+    SWEEP_EVERY = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_sweep = 0.0
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:  # the library's private hook
+        now = time.time()
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.SWEEP_EVERY
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        """Forget moving-window entries and fixed-window counters that expired before NOW."""
+        for key, events in list(self.events.items()):
+            # newest first, so expiries descend: keep the prefix that expires after now
+            keep = bisect.bisect_left(events, -now, key=lambda event: -event.expiry)
+            if keep:
+                self.events[key] = events[:keep]
+            else:
+                del self.events[key]
+                self.locks.pop(key, None)
+        for key, expires in list(self.expirations.items()):
+            if expires <= now:
+                self.storage.pop(key, None)
+                del self.expirations[key]
+                self.locks.pop(key, None)
+
+
 class Limiter:
     def __init__(self, settings: LimitSettings) -> None:
         url = settings.storage_url.removeprefix("async+")
@@ -58,7 +99,7 @@ class Limiter:
             }
         try:
             made = (
-                MemoryStorage()
+                _LoopMemoryStorage()
                 if url == "memory://"
                 else storage_from_string("async+" + url, **options)
             )
