@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from secmlops.errors import ConfigError
@@ -277,7 +277,7 @@ def _parse(document: dict[str, Any]) -> Allowlist:
 @cache
 def load_allowlist() -> Allowlist:
     """The shipped allowlist and denylist."""
-    text = resources.files("secmlops.scan.models").joinpath("allowlist.json").read_text("utf-8")
+    text = (Path(__file__).parent / "allowlist.json").read_text("utf-8")
     try:
         return _parse(json.loads(text))
     except (KeyError, TypeError, ValueError) as exc:

@@ -11,7 +11,6 @@ itself; this module reads only `config.json`.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -553,6 +552,8 @@ def decode_function_code(code: str) -> list[str] | None:
     marshal format are read directly; names (co_names, co_varnames) and constants come out.
     """
     try:
+        import base64  # only for Lambda layers' marshalled code
+
         raw = base64.b64decode(code.encode("ascii"), validate=False)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return None
