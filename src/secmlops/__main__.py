@@ -1,3 +1,3 @@
-from secmlops.cli.main import main
+from secmlops.cli.entry import main
 
 main()

@@ -11,17 +11,8 @@ from typing import Any
 import typer
 
 from secmlops.cli.app import app
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    QuietOpt,
-    emit,
-    gate,
-    progress_bar,
-    report_setup,
-    write_output,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, QuietOpt
+from secmlops.cli.output import emit, gate, progress_bar, report_setup, write_output
 from secmlops.errors import UsageError
 
 attest_app = typer.Typer(

@@ -9,17 +9,8 @@ import typer
 from rich.console import Console
 
 from secmlops.cli.app import data_app, scan_app
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    gate,
-    progress_bar,
-    report_setup,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from secmlops.cli.output import emit, gate, progress_bar, report_setup
 from secmlops.errors import UsageError
 
 DEFAULT_STORE = Path(".secmlops/store")

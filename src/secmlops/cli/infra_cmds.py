@@ -9,17 +9,8 @@ from typing import NoReturn
 import typer
 
 from secmlops.cli.app import scan_app
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    gate,
-    progress_bar,
-    report_setup,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from secmlops.cli.output import emit, gate, progress_bar, report_setup
 from secmlops.findings import Report
 
 ExplainOpt = typer.Option(False, "--explain", help="Text output: show how to fix each finding.")

@@ -10,18 +10,8 @@ from typing import Any
 import typer
 
 from secmlops.cli.app import app, scan_app
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    choose_format,
-    emit,
-    gate,
-    progress_bar,
-    report_setup,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from secmlops.cli.output import choose_format, emit, gate, print_error, progress_bar, report_setup
 from secmlops.errors import Error
 from secmlops.findings import Report
 
@@ -56,14 +46,17 @@ def scan_models(
     The format is decided from the bytes, never from the file name; pickles are analysed without
     running them; archives are opened recursively within size, ratio and depth limits.
     """
-    from secmlops.scan.models import scan_paths
+    # (An ordinary command line never gets here: secmlops.cli.entry runs it without typer.)
+    from secmlops.cli.scan_models import ScanModelsArgs, run
 
-    cfg, threshold, form = report_setup(config, fail_on, fmt, output)
-    settings = _model_settings(cfg, allow, follow_symlinks)
-    with progress_bar("scanning", quiet) as progress:
-        report = scan_paths(paths, settings, progress, jobs=jobs or (os.cpu_count() or 1))
-    emit([report], form, output, explain=explain)
-    raise typer.Exit(gate([report], threshold))
+    raise typer.Exit(
+        run(
+            ScanModelsArgs(
+                list(paths), fmt, output, fail_on, quiet, config, list(allow), follow_symlinks,
+                explain, jobs,
+            )
+        )
+    )  # fmt: skip
 
 
 LAYERS = ("models", "deps", "workflows", "secrets", "infra", "data")
@@ -109,21 +102,6 @@ def scan_all(
     raise typer.Exit(gate(reports, threshold))
 
 
-def _model_settings(cfg: Any, allow: list[str], follow_symlinks: bool) -> Any:
-    """Model-scan settings from the configuration plus command-line allowlist entries."""
-    from secmlops.scan.models import Limits, ModelScanSettings
-    from secmlops.scan.models.allowlist import load_allowlist
-
-    m = cfg.models
-    return ModelScanSettings(
-        allowlist=load_allowlist().with_user_entries([*m.allow, *allow]),
-        limits=Limits(
-            m.max_depth, m.max_ratio, m.max_expanded_bytes, m.max_members, m.max_pickle_ops
-        ),
-        follow_symlinks=follow_symlinks,
-    )
-
-
 def _run_layer(
     layer: str,
     targets: list[Path],
@@ -135,9 +113,10 @@ def _run_layer(
 ) -> Report:
     """One layer's Report; imports stay inside so `scan models` never loads pandas."""
     if layer == "models":
+        from secmlops.cli.scan_models import model_settings
         from secmlops.scan.models import scan_paths
 
-        settings = _model_settings(cfg, [], follow_symlinks=False)
+        settings = model_settings(cfg, [], follow_symlinks=False)
         return scan_paths(targets, settings, progress, jobs=os.cpu_count() or 1)
     if layer == "deps":
         from secmlops.scan.deps.engine import DepsSettings, scan_deps
@@ -254,10 +233,5 @@ def main() -> None:
     try:
         app()  # standalone: usage errors exit 2 with a usage line, Exit carries our codes
     except Error as exc:
-        from rich.console import Console
-
-        err = Console(stderr=True, highlight=False)
-        err.print(f"[bold red]error:[/] {exc.message}")
-        if exc.hint:
-            err.print(f"hint: {exc.hint}")
+        print_error(exc)
         sys.exit(2)

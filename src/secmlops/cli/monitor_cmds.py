@@ -11,16 +11,8 @@ import typer
 from rich.console import Console
 
 from secmlops.cli.app import data_app, monitor_app, scan_app
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    gate,
-    report_setup,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from secmlops.cli.output import emit, gate, report_setup
 from secmlops.errors import DataError, UsageError
 from secmlops.findings import Location, Report, ScanFailure
 

@@ -7,28 +7,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import typer
-
 from secmlops.config import Config, load_config
-from secmlops.errors import UsageError
+from secmlops.errors import Error, UsageError
 from secmlops.findings import Report, Severity
 from secmlops.report import FORMATS, render
-
-FormatOpt = typer.Option(
-    None, "--format", "-f", help="Output format: text (default on a terminal), json or sarif."
-)
-OutputOpt = typer.Option(
-    None, "--output", "-o", help="Write the report to this file instead of stdout."
-)
-FailOnOpt = typer.Option(
-    None,
-    "--fail-on",
-    help="Exit 1 when a finding is at or above this severity: info, low, medium, high (default), critical.",
-)
-QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr.")
-ConfigOpt = typer.Option(
-    None, "--config", help="Configuration file (default: ./secmlops.toml or pyproject.toml)."
-)
 
 
 def report_setup(
@@ -71,6 +53,16 @@ def write_output(text: str, output: Path | None) -> None:
         tmp.replace(output)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def print_error(exc: Error) -> None:
+    """A user error as one line (and its hint) on stderr, never a traceback."""
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    err.print(f"[bold red]error:[/] {exc.message}")
+    if exc.hint:
+        err.print(f"hint: {exc.hint}")
 
 
 def gate(reports: Sequence[Report], fail_on: Severity) -> int:

@@ -14,17 +14,8 @@ from rich.console import Console
 
 from secmlops.cli.app import data_app, scan_app
 from secmlops.cli.data_cmds import EncodingOpt
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    gate,
-    progress_bar,
-    report_setup,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from secmlops.cli.output import emit, gate, progress_bar, report_setup
 from secmlops.config import load_config
 from secmlops.errors import DataError, ScanError, UsageError
 from secmlops.findings import Location, Report, ScanFailure

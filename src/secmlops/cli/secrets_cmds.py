@@ -9,17 +9,8 @@ import typer
 from rich.console import Console
 
 from secmlops.cli.app import scan_app
-from secmlops.cli.output import (
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    gate,
-    progress_bar,
-    report_setup,
-)
+from secmlops.cli.options import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from secmlops.cli.output import emit, gate, progress_bar, report_setup
 
 
 @scan_app.command("secrets")

@@ -17,44 +17,13 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from secmlops.errors import ScanError
-from secmlops.findings import Location, Rule, Severity
-from secmlops.scan.models import rules
+from secmlops.findings import Location, Severity
 from secmlops.scan.models.engine import Blob, ScanContext
-
-_EXEC = ("NIST-AI-RMF:MANAGE-2.2", "ISO42001:A.6.2.6", "OWASP-ML:ML06")
-_ROBUST = ("NIST-AI-RMF:MEASURE-2.7", "ISO42001:A.6.2.4")
-
-GGUF_TEMPLATE_INJECTION = Rule(
-    "MODEL-GGUF-TEMPLATE-INJECTION",
-    Severity.CRITICAL,
-    "GGUF chat template contains a Jinja sandbox escape",
-    "Chat templates are rendered with Jinja2 when the model is used; access to dunder attributes, "
-    "template globals such as cycler/lipsum/self, computed attribute names or os/popen lead out "
-    "of the template to arbitrary code (CVE-2024-34359, llama-cpp-python).",
-    "Do not load this model with a template renderer; replace tokenizer.chat_template with the "
-    "upstream model's template.",
-    _EXEC,
+from secmlops.scan.models.rules import (
+    GGUF_MALFORMED,
+    GGUF_TEMPLATE_INJECTION,
+    GGUF_TEMPLATE_INVALID,
 )
-GGUF_TEMPLATE_INVALID = Rule(
-    "MODEL-GGUF-TEMPLATE-INVALID",
-    Severity.HIGH,
-    "GGUF chat template cannot be analysed",
-    "A template that Jinja2 cannot parse (or that is not a string) cannot be checked for "
-    "sandbox escapes; renderers with other Jinja implementations may still accept it.",
-    "Replace tokenizer.chat_template with the upstream model's template.",
-    _EXEC,
-)
-GGUF_MALFORMED = Rule(
-    "MODEL-GGUF-MALFORMED",
-    Severity.HIGH,
-    "GGUF header or tensor table is malformed",
-    "Counts and lengths larger than the file, unknown types, misaligned, out-of-bounds or "
-    "overlapping tensors are the shape of the published GGUF parser exploits (heap overflows in "
-    "llama.cpp/ggml) and make loaders crash or read memory they should not.",
-    "Do not load this file; re-convert the model from its original weights.",
-    _ROBUST,
-)
-rules.register(GGUF_TEMPLATE_INJECTION, GGUF_TEMPLATE_INVALID, GGUF_MALFORMED)
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32

@@ -17,10 +17,9 @@ import json
 from typing import Any
 
 from secmlops.errors import ScanError
-from secmlops.findings import Rule, Severity
-from secmlops.scan.models import rules
 from secmlops.scan.models.engine import HEAD_SIZE, Blob, ScanContext
 from secmlops.scan.models.formats.keras import check_keras_config, parse_config_json
+from secmlops.scan.models.rules import HDF5_EXTERNAL
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 KERAS_CONFIG_ATTRS = ("model_config", "training_config")
@@ -28,18 +27,6 @@ MAX_OBJECTS = 1_000_000
 MAX_CONFIG_BYTES = 64 * 2**20
 MAX_LISTED = 20
 CHILD_TIMEOUT = 300.0  # seconds for the child to read the file's metadata
-
-HDF5_EXTERNAL = Rule(
-    "MODEL-HDF5-EXTERNAL-REFERENCE",
-    Severity.HIGH,
-    "HDF5 file points at other files",
-    "External links, external raw-data files and virtual datasets make HDF5 readers open files "
-    "named by the model author (local files disclosed into tensors, or content swapped after "
-    "the file was checked).",
-    "Re-save the file with all data stored inside it (h5py: copy the datasets, drop the links).",
-    ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06"),
-)
-rules.register(HDF5_EXTERNAL)
 
 
 def signature_offset(head: bytes) -> int | None:

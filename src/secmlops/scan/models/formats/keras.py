@@ -21,78 +21,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from secmlops.errors import ScanError
-from secmlops.findings import Finding, Location, Rule, Severity
-from secmlops.scan.models import rules
+from secmlops.findings import Finding, Location, Severity
 from secmlops.scan.models.engine import Blob, ScanContext
-
-_EXEC = ("NIST-AI-RMF:MANAGE-2.2", "ISO42001:A.6.2.6", "OWASP-ML:ML06")
-_SUPPLY = ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06")
-
-KERAS_LAMBDA = Rule(
-    "MODEL-KERAS-LAMBDA",
-    Severity.CRITICAL,
-    "Keras model carries Python bytecode (Lambda)",
-    "A Lambda layer or a serialised `__lambda__` function stores marshalled Python bytecode that "
-    "Keras rebuilds and runs: on load in Keras 2 and legacy .h5 loading (CVE-2024-3660), on load "
-    "or first call in Keras 3 when safe_mode is off.",
-    "Do not load this model. Re-create it without Lambda layers (a reviewed Layer subclass in your "
-    "own code) or load only its weights from a safe format.",
-    _EXEC,
-)
-KERAS_TFOPLAMBDA = Rule(
-    "MODEL-KERAS-TFOPLAMBDA",
-    Severity.HIGH,
-    "Keras model calls TensorFlow functions by name (TFOpLambda)",
-    "TFOpLambda/SlicingOpLambda layers call the TensorFlow API named in the config; names under "
-    "tf.io, tf.py_function or tf.numpy_function read or write files or run Python.",
-    "Review the named functions; prefer models whose layers are built-in Keras layers.",
-    _EXEC,
-)
-KERAS_DANGEROUS_CALLABLE = Rule(
-    "MODEL-KERAS-DANGEROUS-CALLABLE",
-    Severity.CRITICAL,
-    "Keras config references a dangerous module or function",
-    "Keras imports the module and resolves the name given by `module`/`class_name`/`config`; "
-    "modules such as os, subprocess or builtins, and Keras functions that download files or load "
-    "other models, run attacker-chosen code even in safe mode (CVE-2025-1550 and later bypasses).",
-    "Do not load this model; rebuild it from a trusted source.",
-    _EXEC,
-)
-KERAS_SAFE_MODE_BYPASS = Rule(
-    "MODEL-KERAS-SAFE-MODE-BYPASS",
-    Severity.CRITICAL,
-    "Keras config tries to switch safe mode off",
-    "A config that calls enable_unsafe_deserialization or passes safe_mode=False to a nested "
-    "loader disables the protection that stops Lambda bytecode and arbitrary imports.",
-    "Do not load this model; it was crafted to defeat Keras' safe mode.",
-    _EXEC,
-)
-KERAS_CUSTOM_OBJECT = Rule(
-    "MODEL-KERAS-CUSTOM-OBJECT",
-    Severity.HIGH,
-    "Keras config needs code from outside Keras",
-    "Objects whose module or registered package is not Keras are rebuilt by importing that "
-    "module; what runs depends on code that is not in the model file and was not reviewed here.",
-    "Review the named modules and load the model only where that exact code is installed from a "
-    "trusted source.",
-    _SUPPLY,
-)
-KERAS_EXTERNAL_RESOURCE = Rule(
-    "MODEL-KERAS-EXTERNAL-RESOURCE",
-    Severity.HIGH,
-    "Keras layer reads a file or URL named in the config",
-    "Lookup-layer vocabularies given as paths, TFSMLayer SavedModel paths and download origins "
-    "make loading the model read local files (disclosure) or fetch remote content.",
-    "Ship vocabularies inside the model; remove path and URL arguments from layer configs.",
-    _SUPPLY,
-)
-rules.register(
-    KERAS_LAMBDA,
-    KERAS_TFOPLAMBDA,
-    KERAS_DANGEROUS_CALLABLE,
-    KERAS_SAFE_MODE_BYPASS,
+from secmlops.scan.models.rules import (
     KERAS_CUSTOM_OBJECT,
+    KERAS_DANGEROUS_CALLABLE,
     KERAS_EXTERNAL_RESOURCE,
+    KERAS_LAMBDA,
+    KERAS_SAFE_MODE_BYPASS,
+    KERAS_TFOPLAMBDA,
 )
 
 MAX_CONFIG_BYTES = 64 * 2**20

@@ -16,32 +16,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from secmlops.errors import ScanError
-from secmlops.findings import Rule, Severity
-from secmlops.scan.models import rules
+from secmlops.findings import Severity
 from secmlops.scan.models.engine import Blob, ScanContext
-
-ONNX_EXTERNAL_DATA = Rule(
-    "MODEL-ONNX-EXTERNAL-DATA-PATH",
-    Severity.HIGH,
-    "ONNX external data points outside the model's folder",
-    "Tensors stored as external data are read from the path in the model; absolute paths, '..' "
-    "components or links out of the folder make loading read arbitrary files into the model "
-    "(CVE-2022-25882, CVE-2024-27318).",
-    "Re-save the model with external data files next to it (onnx.save_model with a relative "
-    "location), or embed the tensors.",
-    ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06"),
-)
-ONNX_CUSTOM_OP = Rule(
-    "MODEL-ONNX-CUSTOM-OP",
-    Severity.MEDIUM,
-    "ONNX model uses operators from a custom domain",
-    "Operators outside the standard ONNX domains run native code from a custom-op library that is "
-    "not part of the model and was not reviewed; Python-callback ops run Python.",
-    "Review the custom operator library and load it only from a trusted source, or re-export the "
-    "model with standard operators.",
-    ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06"),
-)
-rules.register(ONNX_EXTERNAL_DATA, ONNX_CUSTOM_OP)
+from secmlops.scan.models.rules import ONNX_CUSTOM_OP, ONNX_EXTERNAL_DATA
 
 STANDARD_DOMAINS = frozenset(
     {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft"}

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from secmlops.errors import ScanError
-from secmlops.findings import Rule, Severity
+from secmlops.findings import Rule
 from secmlops.scan.models import rules
 from secmlops.scan.models.engine import Blob, ScanContext
+from secmlops.scan.models.rules import SAFETENSORS_HEADER, SAFETENSORS_LAYOUT, SAFETENSORS_OFFSETS
 
 MAX_HEADER = 100_000_000  # the reference implementation's limit
 MAX_REPORTED = 20
@@ -29,39 +30,6 @@ DTYPE_BITS: dict[str, int] = {
     "F8_E5M2FNUZ": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "I16": 16, "U16": 16, "F16": 16,
     "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
 }  # fmt: skip
-
-_ROBUST = ("NIST-AI-RMF:MEASURE-2.7", "ISO42001:A.6.2.4")
-_SUPPLY = ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06")
-
-SAFETENSORS_HEADER = Rule(
-    "MODEL-SAFETENSORS-HEADER",
-    Severity.HIGH,
-    "safetensors header is inconsistent",
-    "Duplicate keys, non-standard JSON, unknown dtypes or malformed tensor entries are read "
-    "differently by different parsers (last key wins in one, first in another, error in a "
-    "third), so a checked file can load as something else.",
-    "Re-create the file with safetensors.save_file from trusted tensors.",
-    _SUPPLY,
-)
-SAFETENSORS_OFFSETS = Rule(
-    "MODEL-SAFETENSORS-OFFSETS",
-    Severity.HIGH,
-    "safetensors tensor offsets are out of bounds, overlapping or mis-sized",
-    "A data range outside the file, overlapping another tensor or not matching shape x dtype "
-    "makes loaders read out of bounds, crash, or alias one tensor's bytes into another.",
-    "Re-create the file with safetensors.save_file; do not load it with a custom reader.",
-    _ROBUST,
-)
-SAFETENSORS_LAYOUT = Rule(
-    "MODEL-SAFETENSORS-LAYOUT",
-    Severity.MEDIUM,
-    "safetensors file has unused bytes or invalid metadata",
-    "Gaps between tensors, bytes after the last tensor and non-string __metadata__ are rejected "
-    "by the reference loader and can hide extra content that other readers ignore.",
-    "Re-create the file with safetensors.save_file.",
-    _ROBUST,
-)
-rules.register(SAFETENSORS_HEADER, SAFETENSORS_OFFSETS, SAFETENSORS_LAYOUT)
 
 
 @dataclass(frozen=True, slots=True)

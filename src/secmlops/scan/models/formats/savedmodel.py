@@ -19,55 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secmlops.errors import ScanError
-from secmlops.findings import Rule, Severity
-from secmlops.scan.models import rules
+from secmlops.findings import Rule
 from secmlops.scan.models.engine import Blob, ScanContext
 from secmlops.scan.models.formats.keras import check_keras_config, parse_config_json
-
-_EXEC = ("NIST-AI-RMF:MANAGE-2.2", "ISO42001:A.6.2.6", "OWASP-ML:ML06")
-_SUPPLY = ("NIST-AI-RMF:GOVERN-6.1", "ISO42001:A.10.3", "OWASP-ML:ML06")
-
-TF_DANGEROUS_OP = Rule(
-    "MODEL-TF-DANGEROUS-OP",
-    Severity.CRITICAL,
-    "TensorFlow graph runs Python or writes files",
-    "PyFunc/EagerPyFunc call Python functions of the loading process, WriteFile writes attacker-"
-    "chosen bytes to an attacker-chosen path (a path to code execution), and shell-like custom "
-    "ops run commands; they execute whenever the graph or signature runs.",
-    "Do not load or serve this model; re-export it from reviewed code without these ops.",
-    _EXEC,
-)
-TF_FILE_ACCESS = Rule(
-    "MODEL-TF-FILE-ACCESS",
-    Severity.HIGH,
-    "TensorFlow graph reads, lists or writes files or contacts the network",
-    "ReadFile, MatchingFiles, dataset readers/writers, summary writers, file-backed debug ops, "
-    "memory-mapped constants and checkpoint ops with literal paths outside the model let a model "
-    "exfiltrate local files into its outputs or write to the file system when served.",
-    "Review why the graph needs file access; serve models whose signatures contain only "
-    "computation.",
-    _EXEC,
-)
-TF_CUSTOM_OP = Rule(
-    "MODEL-TF-CUSTOM-OP",
-    Severity.MEDIUM,
-    "TensorFlow graph uses ops that are not part of TensorFlow",
-    "Ops missing from TensorFlow's op registry come from a custom op library (native code loaded "
-    "with tf.load_op_library) that is not part of the model and was not reviewed.",
-    "Identify the op library (TF Text, SentencePiece, Addons...) and install it only from a "
-    "trusted source; prefer models built from core ops.",
-    _SUPPLY,
-)
-TF_ASSET_PATH = Rule(
-    "MODEL-TF-ASSET-PATH",
-    Severity.HIGH,
-    "SavedModel asset path leaves the model's folder",
-    "Asset file names are joined to the assets/ folder when the model loads; absolute paths or "
-    "'..' components make the loader read files chosen by the model author.",
-    "Re-export the SavedModel with assets stored in its assets/ folder.",
-    _SUPPLY,
-)
-rules.register(TF_DANGEROUS_OP, TF_FILE_ACCESS, TF_CUSTOM_OP, TF_ASSET_PATH)
+from secmlops.scan.models.rules import TF_ASSET_PATH, TF_CUSTOM_OP, TF_DANGEROUS_OP, TF_FILE_ACCESS
 
 MAX_NODES = 5_000_000
 MAX_FUNCTIONS = 500_000
