@@ -4,7 +4,7 @@ and secmlops, on the same corpus in one run.
 
 Usage::
 
-    python benchmarks/model_scan.py                  # full run, ~8 min on 2 cores (+3 first)
+    python benchmarks/model_scan.py                  # full run, ~11 min on 2 cores (+3 first)
     python benchmarks/model_scan.py --quick          # smaller speed corpus
     python benchmarks/model_scan.py --json out.json  # also write every number as JSON
     python benchmarks/model_scan.py --tools picklescan,secmlops --skip-speed
