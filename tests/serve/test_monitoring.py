@@ -149,8 +149,8 @@ def test_drift_is_detected_stops_the_model_and_clears(monitored: Env) -> None:
 def test_admin_reset_and_host_endpoint(monitored: Env) -> None:
     admin = {"Authorization": f"Bearer {monitored.token(scopes=('admin',))}"}
     r = httpx.post(monitored.url + "/admin/models/fraud/reset", headers=admin)
-    assert r.status_code == 200 and r.json()["circuit"]["state"] == "closed"
-    assert r.json()["drift"]["state"] == "collecting"
+    assert r.status_code == 200 and r.json()["circuit"]["state"] == "closed", r.text
+    assert r.json()["drift"]["state"] == "collecting", r.text
     assert httpx.post(monitored.url + "/admin/models/ghost/reset", headers=admin).status_code == 404
     stranger = {"Authorization": f"Bearer {monitored.token(tenant='bank-b', scopes=('admin',))}"}
     assert (

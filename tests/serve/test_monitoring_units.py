@@ -163,6 +163,27 @@ def test_shifted_inputs_and_predictions_are_drift(reference: Any) -> None:
     assert described.count("amount") == 1  # names and numbers only, no row
 
 
+def test_a_reset_during_a_check_is_not_undone_by_its_verdict(
+    reference: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secmlops.scan.data.drift import compare
+
+    monitor = _monitor(reference)
+    _feed(monitor, _table(np.random.default_rng(4), 1000, shift=40))
+
+    def compare_while_an_admin_resets(*args: Any, **kwargs: Any) -> Any:
+        monitor.restart()  # the reset lands while the drifted window is being compared
+        return compare(*args, **kwargs)
+
+    target = "secmlops.serve.drift_monitor.compare"
+    monkeypatch.setattr(target, compare_while_an_admin_resets)
+    assert monitor.check().state == "collecting"
+    assert monitor.status.state == "collecting" and monitor.status.rows == 0
+    monkeypatch.setattr(target, compare)
+    _feed(monitor, _table(np.random.default_rng(4), 1000, shift=40))
+    assert monitor.check().state == "drift"  # fresh traffic is judged again
+
+
 def test_prediction_drift_alone_is_drift(reference: Any) -> None:
     monitor = _monitor(reference)
     table = _table(np.random.default_rng(5), 1000)

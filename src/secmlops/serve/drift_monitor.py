@@ -133,6 +133,7 @@ class DriftMonitor:
         self._scores = _Ring(window, 1)
         self._since_check = 0
         self._last_check = clock()
+        self._generation = 0  # bumped by restart: a check of an older window must not publish
         self.status = DriftStatus("collecting", 0)
 
     # -- request path ---------------------------------------------------------------------------
@@ -160,9 +161,11 @@ class DriftMonitor:
         with self._lock:
             inputs, scores = self._inputs.snapshot(), self._scores.snapshot()
             self._since_check, self._last_check = 0, self.clock()
+            generation = self._generation
         if len(inputs) < self.min_rows:
-            self.status = DriftStatus("collecting", len(inputs), checked_at=time.time())
-            return self.status
+            return self._settle(
+                generation, DriftStatus("collecting", len(inputs), checked_at=time.time())
+            )
         frame = pd.DataFrame(inputs, columns=list(self.inputs_reference.columns))
         for name in self._integer_categories:
             # JSON numbers arrive as floats; a reference profiled from integers counts "1", not "1.0"
@@ -184,9 +187,16 @@ class DriftMonitor:
                 drifted = drifted or bool(predicted.drifted)
         except DataError as exc:  # a reference the window cannot be compared with: say so
             raise GatewayError(f"drift check failed: {exc.message}") from exc
-        self.status = DriftStatus("drift" if drifted else "ok", len(inputs), features, share,
-                                  time.time())  # fmt: skip
-        return self.status
+        return self._settle(generation, DriftStatus("drift" if drifted else "ok", len(inputs),
+                                                    features, share, time.time()))  # fmt: skip
+
+    def _settle(self, generation: int, status: DriftStatus) -> DriftStatus:
+        """Publish STATUS unless the window was restarted while it was computed: a reset made
+        during a check is not undone by that check's verdict on the traffic before it."""
+        with self._lock:
+            if generation == self._generation:
+                self.status = status
+            return self.status
 
     def restart(self) -> None:
         """Forget the window (after an administrator's reset): judge fresh traffic only."""
@@ -194,7 +204,8 @@ class DriftMonitor:
             self._inputs.clear()
             self._scores.clear()
             self._since_check = 0
-        self.status = DriftStatus("collecting", 0)
+            self._generation += 1
+            self.status = DriftStatus("collecting", 0)
 
     def describe(self) -> dict[str, object]:
         """Numbers only, for the admin endpoint."""
