@@ -90,7 +90,7 @@ def test_a_device_that_stops_answering_does_not_stop_the_sampler(
 ) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([(90, 1, 2), (80, 1, 4)], lost={0}))
     sampler = HostSampler(gpu=True)
-    assert sampler.sample().gpus == ((0.0, 0.0), (80.0, 25.0))
+    assert sampler.sample().gpus == (None, (80.0, 25.0))  # unknown, not idle
 
 
 def test_gpu_off_never_touches_nvml(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -491,6 +491,29 @@ def test_monitor_alerts_on_busy_host_with_idle_traffic(tmp_path: Path) -> None:
     assert monitor.describe_host()["busy_while_idle"] == {"cpu": False, "gpu0": False}
 
 
+def test_a_gpu_that_stops_answering_is_alerted_not_taken_for_idle(tmp_path: Path) -> None:
+    records: list[tuple[str, str]] = []
+    metrics = CollectorRegistry()
+    config = _config(tmp_path, None, host_monitor={"sustain": 20, "interval": 5})
+    monitor = Monitor(
+        config, metrics, lambda _a, action, subject, _p: records.append((action, subject))
+    )
+    fake = FakeHost()
+    fake.cpu = 5.0
+    readings: list[tuple[float, float] | None] = [(10.0, 5.0), None, None, None, (97.0, 60.0)]
+    fake.sample = lambda: HostSample(fake.cpu, 40.0, (readings.pop(0),))  # type: ignore[method-assign]
+    monitor.host = fake  # type: ignore[assignment]
+    for t in range(0, 25, 5):
+        monitor.sample_host(float(t))
+        if t == 10:
+            assert monitor.describe_host()["unreadable"] == ["gpu0"]
+            text = generate_latest(metrics).decode()
+            assert 'secmlops_host_gpu_utilisation_percent{gpu="0"} NaN' in text
+    # One alert when it goes dark (not one per sample), one when it answers again.
+    assert records == [("host-device-unreadable", "gpu0"), ("host-device-readable", "gpu0")]
+    assert monitor.describe_host()["unreadable"] == []
+
+
 def test_gateway_config_rejects_bad_monitoring_settings(tmp_path: Path) -> None:
     from pydantic import ValidationError
 

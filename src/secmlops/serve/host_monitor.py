@@ -67,7 +67,8 @@ class BusyWhileIdle:
 class HostSample:
     cpu_percent: float | None  # None: could not be read on this platform
     memory_percent: float | None
-    gpus: tuple[tuple[float, float], ...]  # per device: (utilisation %, memory used %)
+    # per device: (utilisation %, memory used %); None: the device stopped answering NVML
+    gpus: tuple[tuple[float, float] | None, ...]
 
 
 class _ProcCpu:
@@ -138,14 +139,14 @@ class HostSampler:
             memory: float | None = float(self._psutil.virtual_memory().percent)
         else:
             cpu, memory = self._proc.percent(), _proc_memory()
-        gpus = []
+        gpus: list[tuple[float, float] | None] = []
         for handle in self._devices:
             try:
                 rates = self._nvml.nvmlDeviceGetUtilizationRates(handle)
                 mem = self._nvml.nvmlDeviceGetMemoryInfo(handle)
                 gpus.append((float(rates.gpu), 100.0 * mem.used / max(mem.total, 1)))
-            except Exception:  # a device that stops answering reads as idle, not as a crash
-                gpus.append((0.0, 0.0))
+            except Exception:  # a device that stops answering is unknown: neither idle nor a crash
+                gpus.append(None)
         return HostSample(cpu, memory, tuple(gpus))
 
     def close(self) -> None:

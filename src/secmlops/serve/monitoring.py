@@ -86,6 +86,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self.host: HostSampler | None = None
         self.detectors: dict[str, BusyWhileIdle] = {}
+        self.unreadable: set[str] = set()  # devices whose utilisation cannot be read now
         self._register_metrics(metrics)
 
     # -- setup ----------------------------------------------------------------------------------
@@ -273,10 +274,27 @@ class Monitor:
         if sample.memory_percent is not None:
             self.memory.set(sample.memory_percent)
         self.gpus.set(len(sample.gpus))
-        for i, (util, memory) in enumerate(sample.gpus):
-            self.gpu_util.labels(str(i)).set(util)
-            self.gpu_memory.labels(str(i)).set(memory)
-            devices[f"gpu{i}"] = util
+        for i, reading in enumerate(sample.gpus):
+            device = f"gpu{i}"
+            if reading is None:
+                # Not idle: unknown. A device that stops answering while it works (a miner that
+                # broke the driver's reporting) must not pass for an idle one.
+                self.gpu_util.labels(str(i)).set(float("nan"))
+                self.gpu_memory.labels(str(i)).set(float("nan"))
+                if device not in self.unreadable:
+                    self.unreadable.add(device)
+                    self.raise_alert("host-device-unreadable", device,
+                                     {"reason": "NVML stopped answering for this device"})  # fmt: skip
+                continue
+            if device in self.unreadable:
+                self.unreadable.discard(device)
+                self.detectors.pop(device, None)  # the dark stretch counts as neither busy nor idle
+                self.raise_alert(
+                    "host-device-readable", device, {"utilisation": round(reading[0], 1)}
+                )
+            self.gpu_util.labels(str(i)).set(reading[0])
+            self.gpu_memory.labels(str(i)).set(reading[1])
+            devices[device] = reading[0]
         settings = self.config.host_monitor
         for device, utilisation in devices.items():
             detector = self.detectors.get(device)
@@ -299,6 +317,7 @@ class Monitor:
             return {"enabled": False}
         return {"enabled": True, "source": self.host.source, "gpu": self.host.gpu_status,
                 "busy_while_idle": {d: det.alerting for d, det in self.detectors.items()},
+                "unreadable": sorted(self.unreadable),
                 "request_rate": round(next(iter(self.detectors.values())).rate, 3) if self.detectors else None}  # fmt: skip
 
 
