@@ -468,13 +468,20 @@ class FakeHost:
         pass
 
 
-def test_monitor_alerts_on_busy_host_with_idle_traffic(tmp_path: Path) -> None:
+def _host_monitor(tmp_path: Path) -> tuple[Monitor, CollectorRegistry, list[tuple[str, str]]]:
+    """A monitor with a 20 s busy-while-idle window, its metrics and the (action, subject) of
+    every alert it raises."""
     records: list[tuple[str, str]] = []
     metrics = CollectorRegistry()
     config = _config(tmp_path, None, host_monitor={"sustain": 20, "interval": 5})
     monitor = Monitor(
         config, metrics, lambda _a, action, subject, _p: records.append((action, subject))
     )
+    return monitor, metrics, records
+
+
+def test_monitor_alerts_on_busy_host_with_idle_traffic(tmp_path: Path) -> None:
+    monitor, metrics, records = _host_monitor(tmp_path)
     fake = FakeHost()
     monitor.host = fake  # type: ignore[assignment]
     for t in range(0, 40, 5):
@@ -492,12 +499,7 @@ def test_monitor_alerts_on_busy_host_with_idle_traffic(tmp_path: Path) -> None:
 
 
 def test_a_gpu_that_stops_answering_is_alerted_not_taken_for_idle(tmp_path: Path) -> None:
-    records: list[tuple[str, str]] = []
-    metrics = CollectorRegistry()
-    config = _config(tmp_path, None, host_monitor={"sustain": 20, "interval": 5})
-    monitor = Monitor(
-        config, metrics, lambda _a, action, subject, _p: records.append((action, subject))
-    )
+    monitor, metrics, records = _host_monitor(tmp_path)
     fake = FakeHost()
     fake.cpu = 5.0
     readings: list[tuple[float, float] | None] = [(10.0, 5.0), None, None, None, (97.0, 60.0)]

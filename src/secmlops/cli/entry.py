@@ -10,6 +10,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from secmlops.cli.scan_models import ScanModelsArgs
+
 
 def main() -> None:
     argv = sys.argv[1:]
@@ -40,7 +43,3 @@ def _scan_models(args: ScanModelsArgs) -> int:
     except KeyboardInterrupt:
         print("\nAborted!", file=sys.stderr)
         return 1
-
-
-if TYPE_CHECKING:
-    from secmlops.cli.scan_models import ScanModelsArgs

@@ -156,12 +156,17 @@ def run_forked(
     # copy, every page the fork shares with this process.
     gc.freeze()
     finished = False
+
+    def hire(number: int) -> None:
+        """Start a worker on batch NUMBER."""
+        worker = _Worker.start(batches, scan_batch, workers)
+        workers.append(worker)
+        selector.register(worker.answers, selectors.EVENT_READ, worker)
+        worker.assign(number)
+
     try:
         for _ in range(min(jobs, len(batches))):
-            worker = _Worker.start(batches, scan_batch, workers)
-            workers.append(worker)
-            selector.register(worker.answers, selectors.EVENT_READ, worker)
-            worker.assign(next(queue))
+            hire(next(queue))
         busy = len(workers)
         while busy:
             for key, _ in selector.select():
@@ -188,11 +193,7 @@ def run_forked(
                     workers.remove(worker)
                     worker.stop(kill=True)
                     if not busy and (number := next(queue, None)) is not None:
-                        # The last worker died with batches left: start a fresh one.
-                        worker = _Worker.start(batches, scan_batch, workers)
-                        workers.append(worker)
-                        selector.register(worker.answers, selectors.EVENT_READ, worker)
-                        worker.assign(number)
+                        hire(number)  # the last worker died with batches left: a fresh one
                         busy += 1
         finished = True
     finally:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from secmlops.scan.models.engine import Blob, FormatScanner, ScanContext
 from secmlops.scan.models.formats import archives, numpy_file, pickle_file, torch
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # also what formats.hdf5 looks for
 
 
 class Deferred:

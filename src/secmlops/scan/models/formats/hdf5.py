@@ -18,10 +18,10 @@ from typing import Any
 
 from secmlops.errors import ScanError
 from secmlops.scan.models.engine import HEAD_SIZE, Blob, ScanContext
+from secmlops.scan.models.formats import HDF5_SIGNATURE
 from secmlops.scan.models.formats.keras import check_keras_config, parse_config_json
 from secmlops.scan.models.rules import HDF5_EXTERNAL
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 KERAS_CONFIG_ATTRS = ("model_config", "training_config")
 MAX_OBJECTS = 1_000_000
 MAX_CONFIG_BYTES = 64 * 2**20

@@ -547,15 +547,11 @@ FINGERPRINT_FIELDS = {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 2}
 KERAS_OBJECT_FIELDS = {2: 0, 3: 2, 4: 2, 5: 2, 6: 2}
 
 
-# Every probed message starts with field 1 or 2: key 0x08, 0x0A or 0x12. A decoder also takes
-# an over-long varint key (0x88 0x00 ...), whose first byte then has the high bit set.
-_FIRST_KEYS = frozenset({0x08, 0x0A, 0x12})
-
-
 def probe(head: bytes, size: int) -> str | None:
-    """Which TensorFlow protobuf the bytes are, from their field structure (None: none)."""
-    if not head or head[0] & 0x7F not in _FIRST_KEYS:
-        return None
+    """Which TensorFlow protobuf the bytes are, from their field structure (None: none).
+
+    (The registry only asks when the first key could be field 1 or 2; see `formats.Deferred`.)
+    """
     for kind, test in (
         ("fingerprint", _probe_fingerprint),
         ("saved_model", _probe_saved_model),
