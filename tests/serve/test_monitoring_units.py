@@ -177,7 +177,9 @@ def test_a_reset_during_a_check_is_not_undone_by_its_verdict(
 
     target = "secmlops.serve.drift_monitor.compare"
     monkeypatch.setattr(target, compare_while_an_admin_resets)
-    assert monitor.check().state == "collecting"
+    published: list[str] = []
+    status = monitor.check(on_publish=lambda _before, after: published.append(after.state))
+    assert status.state == "collecting" and published == []  # the stale verdict switches nothing
     assert monitor.status.state == "collecting" and monitor.status.rows == 0
     monkeypatch.setattr(target, compare)
     _feed(monitor, _table(np.random.default_rng(4), 1000, shift=40))
@@ -403,12 +405,15 @@ def test_monitor_stops_a_drifting_model_and_resumes_when_it_clears(
     path = tmp_path / "profile.json"
     path.write_text(reference.to_json())
     records: list[tuple[str, str, dict[str, Any]]] = []
+    seen: dict[str, tuple[str, str]] = {}  # what a reader saw when each record was written
+
+    def audit(_actor: str, action: str, subject: str, p: dict[str, Any]) -> None:
+        records.append((action, subject, p))
+        assert guard.drift is not None
+        seen[action] = (guard.drift.status.state, guard.breaker.state)
+
     metrics = CollectorRegistry()
-    monitor = Monitor(
-        _config(tmp_path, path),
-        metrics,
-        lambda _a, action, subject, p: records.append((action, subject, p)),
-    )
+    monitor = Monitor(_config(tmp_path, path), metrics, audit)
     guard = monitor.add_model("fraud", FEATURES)
     assert guard.drift is not None
     _feed(guard.drift, _table(np.random.default_rng(8), 1000, shift=40))
@@ -428,6 +433,10 @@ def test_monitor_stops_a_drifting_model_and_resumes_when_it_clears(
     monitor.check_drift(guard)
     assert [r[0] for r in records][2:] == ["drift-cleared", "circuit-closed"]
     assert guard.breaker.allow()
+    # The circuit switches with the verdict: "ok" is never visible while the model is still
+    # held, nor "drift" while it still serves (CI once caught a request refused after "ok").
+    assert seen["drift-detected"] == ("drift", "open")
+    assert seen["drift-cleared"] == ("ok", "closed")
     assert json.dumps(records).count("e+") == 0  # numbers rounded, no raw rows
 
 

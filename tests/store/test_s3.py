@@ -5,6 +5,7 @@ artifacts live in the bucket."""
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_endpoint}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     s3fs.S3FileSystem.clear_instance_cache()
-    name = f"secmlops-{id(monkeypatch):x}"
+    # A fresh bucket per test: id() of a fixture object can repeat once the last one is freed.
+    name = f"secmlops-{uuid.uuid4().hex}"
     s3fs.S3FileSystem().mkdir(name)
     return f"s3://{name}/artifacts"
 

@@ -153,9 +153,18 @@ class DriftMonitor:
         )
 
     # -- background -----------------------------------------------------------------------------
-    def check(self, *, inputs_only: bool = False) -> DriftStatus:
+    def check(
+        self,
+        *,
+        inputs_only: bool = False,
+        on_publish: Callable[[DriftStatus, DriftStatus], None] | None = None,
+    ) -> DriftStatus:
         """Compare the window with the reference. `inputs_only` ignores the scores (used while
-        the model is stopped: refused requests still bring inputs, never scores)."""
+        the model is stopped: refused requests still bring inputs, never scores).
+
+        `on_publish(before, after)` runs under the monitor's lock just before the new verdict
+        becomes visible, so that what it switches (a circuit hold: in memory, no I/O) is in
+        place by the time anyone can read the verdict; it does not run for a discarded one."""
         import pandas as pd
 
         with self._lock:
@@ -163,9 +172,8 @@ class DriftMonitor:
             self._since_check, self._last_check = 0, self.clock()
             generation = self._generation
         if len(inputs) < self.min_rows:
-            return self._settle(
-                generation, DriftStatus("collecting", len(inputs), checked_at=time.time())
-            )
+            status = DriftStatus("collecting", len(inputs), checked_at=time.time())
+            return self._settle(generation, status, on_publish)
         frame = pd.DataFrame(inputs, columns=list(self.inputs_reference.columns))
         for name in self._integer_categories:
             # JSON numbers arrive as floats; a reference profiled from integers counts "1", not "1.0"
@@ -187,14 +195,23 @@ class DriftMonitor:
                 drifted = drifted or bool(predicted.drifted)
         except DataError as exc:  # a reference the window cannot be compared with: say so
             raise GatewayError(f"drift check failed: {exc.message}") from exc
-        return self._settle(generation, DriftStatus("drift" if drifted else "ok", len(inputs),
-                                                    features, share, time.time()))  # fmt: skip
+        status = DriftStatus(
+            "drift" if drifted else "ok", len(inputs), features, share, time.time()
+        )
+        return self._settle(generation, status, on_publish)
 
-    def _settle(self, generation: int, status: DriftStatus) -> DriftStatus:
+    def _settle(
+        self,
+        generation: int,
+        status: DriftStatus,
+        on_publish: Callable[[DriftStatus, DriftStatus], None] | None,
+    ) -> DriftStatus:
         """Publish STATUS unless the window was restarted while it was computed: a reset made
         during a check is not undone by that check's verdict on the traffic before it."""
         with self._lock:
             if generation == self._generation:
+                if on_publish is not None:
+                    on_publish(self.status, status)
                 self.status = status
             return self.status
 

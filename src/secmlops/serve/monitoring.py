@@ -229,27 +229,42 @@ class Monitor:
             log.warning("gateway monitor (%s) failed: %s", part, exc)
 
     def check_drift(self, guard: ModelGuard) -> DriftStatus:
-        """Run one drift check and act on a change of verdict (called by the monitor thread)."""
+        """Run one drift check and act on a change of verdict (called by the monitor thread).
+
+        The circuit is switched in the same step that makes the verdict visible (no one reads
+        "ok" while the model is still held, nor "drift" while it still serves); the audit
+        records and alerts follow."""
         assert guard.drift is not None
-        before = guard.drift.status.state
-        held = "drift" in guard.breaker.holds
-        status = guard.drift.check(inputs_only=held)
+        stop = self.config.drift.action == "stop"
+        change: dict[str, bool] = {}
+
+        def switch(before: DriftStatus, after: DriftStatus) -> None:
+            if after.state == "drift" and before.state != "drift":
+                change["detected"] = True
+                change["opened"] = stop and guard.breaker.hold("drift", float("inf"))
+            elif after.state == "ok" and before.state == "drift":
+                change["cleared"] = True
+                change["closed"] = (
+                    guard.breaker.release("drift") and guard.breaker.state == "closed"
+                )
+
+        status = guard.drift.check(inputs_only="drift" in guard.breaker.holds, on_publish=switch)
         self._publish(guard.name, status)
         details = {"rows": status.rows, "share": round(status.share, 4),
                    "drifted_features": status.drifted_features[:50],
                    "max_effect": round(max((max(f.wasserstein, f.psi, f.jensen_shannon)
                                             for f in status.features.values()), default=0.0), 4)}  # fmt: skip
-        if status.state == "drift" and before != "drift":
+        if change.get("detected"):
             self.alerts.forget("drift-cleared", guard.name)
             self.raise_alert(
                 "drift-detected", guard.name, {**details, "action": self.config.drift.action}
             )
-            if self.config.drift.action == "stop":
-                self.hold(guard.name, guard.breaker, "drift", float("inf"), details)
-        elif status.state == "ok" and before == "drift":
+            if change["opened"]:
+                self.raise_alert("circuit-open", guard.name, {"reason": "drift", **details})
+        elif change.get("cleared"):
             self.alerts.forget("drift-detected", guard.name)
             self.raise_alert("drift-cleared", guard.name, details)
-            if guard.breaker.release("drift") and guard.breaker.state == "closed":
+            if change["closed"]:
                 self.audit("gateway", "circuit-closed", guard.name, {"reason": "drift cleared"})
         return status
 
