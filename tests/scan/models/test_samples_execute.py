@@ -75,6 +75,10 @@ def _run_all(tmp: Path) -> dict[str, dict[str, object]]:
         )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+    # Samples that run pip (ensurepip._run_pip, ...) must not depend on the caller's pip settings:
+    # PIP_NO_CACHE_DIR, for one, makes their `pip cache dir` payload fail after it ran.
+    for name in [n for n in env if n.startswith("PIP_")]:
+        del env[name]
     procs = []
     for loader, jobs in sorted(by_loader.items()):
         workdir = tmp / f"cwd-{loader}"
