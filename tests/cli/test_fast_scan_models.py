@@ -132,3 +132,16 @@ def test_the_fast_path_loads_no_cli_framework(tmp_path: Path) -> None:
     )
     assert done.stderr.strip() == "0 []"
     assert json.loads(done.stdout)["summary"]["files_scanned"] == 1
+
+
+def test_an_empty_folder_is_not_silently_clean(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README").write_text("no model here")
+    for runner in (run_cli, _typer_cli):
+        done = runner("scan", "models", "empty", "--format", "json", cwd=tmp_path)
+        assert done.returncode == 0 and json.loads(done.stdout)["summary"]["files_scanned"] == 0
+        assert done.stderr == "warning: no files were found to scan under the given path(s)\n"
+        assert runner("scan", "models", "empty", "-q", cwd=tmp_path).stderr == ""
+        # a folder of files that are not models was scanned: the summary says so, no warning
+        assert runner("scan", "models", "notes", cwd=tmp_path).stderr == ""

@@ -13,6 +13,7 @@ that both read every command line alike.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,10 @@ def run(args: ScanModelsArgs) -> int:
     with progress_bar("scanning", args.quiet) as progress:
         report = scan_paths(args.paths, settings, progress, jobs=args.jobs or (os.cpu_count() or 1))
     emit([report], form, args.output, explain=args.explain)
+    if report.files_scanned == 0 and not args.quiet:
+        # Still exit 0 (nothing found is not a finding), but a CI job pointed at the wrong or an
+        # empty folder must not read as a clean scan of its models.
+        sys.stderr.write("warning: no files were found to scan under the given path(s)\n")
     return gate([report], threshold)
 
 
