@@ -11,8 +11,10 @@ import io
 import os
 import shutil
 import stat
+import struct
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +299,9 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         except OSError as exc:
             ctx.fail(blob.location, f"could not read: {exc}")
             return
+        except Exception as exc:  # a sniffer tripped on hostile bytes: not checked, never clean
+            ctx.fail(blob.location, f"{scanner.name}: {_failure(exc)}")
+            return
         matched = True
         try:
             scanner.scan(blob, ctx)
@@ -304,11 +309,8 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             ctx.fail(blob.location, f"{scanner.name}: {exc.message}")
         except (OSError, EOFError) as exc:
             ctx.fail(blob.location, f"{scanner.name}: could not read: {exc}")
-        except (ValueError, IndexError, KeyError, RecursionError, MemoryError) as exc:
-            # A parser of hostile bytes tripped: never a crash, never "clean".
-            ctx.fail(
-                blob.location, f"{scanner.name}: malformed content ({type(exc).__name__}: {exc})"
-            )
+        except Exception as exc:  # never a crash, never "clean": the file is reported unchecked
+            ctx.fail(blob.location, f"{scanner.name}: {_failure(exc)}")
     if matched:
         ctx.report.bytes_scanned += blob.size if blob.depth == 0 else 0
         return
@@ -323,6 +325,24 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         )
     elif blob.depth == 0:
         ctx.report.files_skipped += 1
+
+
+# What the parsers (ours and the standard library's zip, zlib, struct and archive readers) raise
+# on hostile bytes: zipfile raises NotImplementedError for an unknown version or compression
+# method and OverflowError for an offset past 2**63, zlib.error for a corrupt deflate stream.
+_MALFORMED = (ValueError, IndexError, KeyError, RecursionError, MemoryError, NotImplementedError,
+              OverflowError, zlib.error, struct.error, UnicodeError)  # fmt: skip
+
+
+def _failure(exc: Exception) -> str:
+    """Why a file could not be checked, for the report's errors (exit 2)."""
+    kind = type(exc)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    what = f"{name}: {str(exc)[:200]}"
+    if isinstance(exc, _MALFORMED):
+        return f"malformed content ({what})"
+    # Anything else is a fault of ours that hostile bytes reached: still fail closed, but say so.
+    return f"unexpected error while scanning ({what}); the file was not checked"
 
 
 def iter_files(paths: Sequence[Path], follow_symlinks: bool) -> Iterator[str]:
