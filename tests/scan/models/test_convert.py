@@ -10,8 +10,12 @@ import math
 import os
 import pickle
 import pickletools
+import random
 import shlex
 import struct
+import subprocess
+import sys
+import textwrap
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -24,6 +28,7 @@ from hypothesis import strategies as st
 
 from secmlops.errors import ConvertError
 from secmlops.findings import Finding, Location, Report, ScanFailure, Severity
+from secmlops.scan.models import Limits
 from secmlops.scan.models import convert as convert_module
 from secmlops.scan.models.convert import ConversionResult, SharedGroup, convert_to_safetensors
 
@@ -526,17 +531,11 @@ def test_records_are_found_ignoring_case_like_pytorch(tmp_path: Path) -> None:
     assert_same(converted, torch_load(path))
 
 
-def test_big_endian_checkpoint(tmp_path: Path) -> None:
-    state = {
-        "f32": torch.randn(3, 4),
-        "f64": torch.randn(5, dtype=torch.float64),
-        "c64": torch.randn(3, dtype=torch.complex64),
-        "i16": torch.arange(-3, 3, dtype=torch.int16),
-        "bf16": torch.randn(4, dtype=torch.bfloat16),
-        "u8": torch.arange(5, dtype=torch.uint8),
-        "f32_t": torch.randn(3, 2).t(),
-    }
-    little = save(state, tmp_path / "little.pt", "zip")
+def big_endian(
+    state: Mapping[str, Any], folder: Path, compression: int = zipfile.ZIP_STORED
+) -> Path:
+    """`state` saved as a big-endian zip checkpoint (one storage per tensor)."""
+    little = save(state, folder / "little.pt", "zip")
     # storage keys are numbered in the order torch met them: the dict order here
     swapped: dict[str, bytes | None] = {"byteorder": b"big"}
     for key, tensor in enumerate(state.values()):
@@ -545,7 +544,44 @@ def test_big_endian_checkpoint(tmp_path: Path) -> None:
         swapped[f"data/{key}"] = b"".join(
             data[i : i + unit][::-1] for i in range(0, len(data), unit)
         )
-    big = rezip(little, tmp_path / "big.pt", swapped)
+    return rezip(little, folder / "big.pt", swapped, compression=compression)
+
+
+BIG_ENDIAN_STATE = {
+    "f32": torch.randn(3, 4),
+    "f64": torch.randn(5, dtype=torch.float64),
+    "c64": torch.randn(3, dtype=torch.complex64),
+    "i16": torch.arange(-3, 3, dtype=torch.int16),
+    "bf16": torch.randn(4, dtype=torch.bfloat16),
+    "u8": torch.arange(5, dtype=torch.uint8),
+    "f32_t": torch.randn(3, 2).t(),
+}
+
+
+def test_big_endian_checkpoint(tmp_path: Path) -> None:
+    big = big_endian(BIG_ENDIAN_STATE, tmp_path)
+    reference = torch_load(big)
+    assert_same(reference, BIG_ENDIAN_STATE)
+    assert_same(convert(big)[1], reference)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize("chunk", [4099, 4102, 8 * 2**20])
+def test_big_endian_values_split_between_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: int, chunk: int
+) -> None:
+    # Inflated blocks end wherever the compressed input does, so a value can straddle two of
+    # them (fuzzer: a big-endian record over 8 MiB deflated). An odd read size gets the same
+    # split with small tensors; the real size checks the plain path.
+    monkeypatch.setattr(convert_module, "_CHUNK", chunk)
+    state = {
+        "f64": sample(torch.float64, (3001,), seed=1),
+        "c64": sample(torch.complex64, (2003,), seed=2),
+        "f32": sample(torch.float32, (5001,), seed=3),
+        "bf16": sample(torch.bfloat16, (4001,), seed=4),
+        "i16_t": sample(torch.int16, (60, 70), seed=5).t(),
+    }
+    big = big_endian(state, tmp_path, compression)
     reference = torch_load(big)
     assert_same(reference, state)
     assert_same(convert(big)[1], reference)
@@ -853,6 +889,116 @@ def test_broadcast_view_larger_than_the_limit_is_refused(tmp_path: Path) -> None
     storage = FakeStorage("0", 2)
     main = craft({"w": FakeTensor(storage, 0, (2**40, 2**40, 2), (0, 0, 1))})
     refused(hostile_zip(tmp_path, main), "over the limit")
+
+
+def test_broadcast_view_far_larger_than_the_file_is_refused(tmp_path: Path) -> None:
+    # 32 MiB of output from one stored float: under max_bytes, but 250 times the file's size.
+    main = craft({"w": FakeTensor(FakeStorage("0", 2), 0, (2**23,), (0,))})
+    refused(hostile_zip(tmp_path, main), "broadcast views are written out in full")
+
+
+def test_modest_broadcast_view_is_converted(tmp_path: Path) -> None:
+    path = save({"w": torch.arange(2.0).expand(2**19, 2)}, tmp_path / "expand.pt", "zip")
+    assert_same(convert(path)[1], torch_load(path))
+
+
+def test_expansion_bounds_are_the_scanners() -> None:
+    assert Limits().max_ratio == convert_module._MAX_RATIO
+
+
+def declare_size(path: Path, name: str, size: int) -> None:
+    """Patch the uncompressed size the central directory gives for record `name`."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        prefix = archive.namelist()[0].split("/")[0]
+    wanted = f"{prefix}/{name}".encode()
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        (length,) = struct.unpack("<H", data[at + 28 : at + 30])
+        if data[at + 46 : at + 46 + length] == wanted:
+            data[at + 24 : at + 28] = struct.pack("<I", size)
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+CONVERT_UNDER_RLIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    from pathlib import Path
+    from secmlops.errors import ConvertError
+    from secmlops.scan.models import convert
+    convert._load_scanner = lambda: None
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            used = int(line.split()[1]) * 1024
+    limit = used + 300 * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        convert.convert_to_safetensors(Path(sys.argv[1]), Path(sys.argv[2]))
+    except ConvertError as exc:
+        print(exc.message)
+        sys.exit(2)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc are Linux's")
+@pytest.mark.parametrize(
+    ("stored", "declared", "match"),
+    [
+        # 4 GiB declared for a few bytes (fuzzer: 13 s and 4.2 GB RSS before the error)
+        (8, 2**32 - 64, "ratio over 250:1"),
+        # a plausible ratio, but the data ends early: only what inflates is ever allocated
+        (2 * 2**20, 400 * 2**20, "deflate data ends early"),
+    ],
+    ids=["impossible-ratio", "ends-early"],
+)
+def test_declared_record_size_is_never_allocated_up_front(
+    tmp_path: Path, stored: int, declared: int, match: str
+) -> None:
+    compressed = random.Random(stored).randbytes(stored)  # incompressible
+    # A strided view spanning the whole (declared) storage: the copy reads all of it.
+    count = declared // 4
+    main = craft({"w": FakeTensor(FakeStorage("0", count), 0, (2,), (count - 1,))})
+    genuine = save({"w": torch.ones(2)}, tmp_path / "genuine.pt", "zip")
+    path = rezip(
+        genuine,
+        tmp_path / "lying.pt",
+        {"data.pkl": main, "data/0": compressed},
+        compression=zipfile.ZIP_DEFLATED,
+    )
+    declare_size(path, "data/0", declared)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", CONVERT_UNDER_RLIMIT, str(path), str(tmp_path / "out.st")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert match in done.stdout
+    assert not (tmp_path / "out.st").exists()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("where", ["top", "extra"])
+def test_lone_surrogate_in_a_scalar_value_is_refused(tmp_path: Path, fmt: str, where: str) -> None:
+    # pickle keeps lone surrogates (surrogatepass); the safetensors header must be UTF-8.
+    weights = {"w": torch.ones(2)}
+    state = {**weights, "note": "\ud800"} if where == "top" else {"state_dict": weights}
+    if where == "extra":
+        state["note"] = "x\udcff"
+    path = save(state, tmp_path / "surrogate.pt", fmt)
+    assert torch_load(path)["note"] in ("\ud800", "x\udcff")
+    refused(path, "value at 'note' is not valid UTF-8")
+
+
+def test_lone_surrogate_in_caller_metadata_is_refused(tmp_path: Path) -> None:
+    # what argv holds for non-UTF-8 bytes (surrogateescape)
+    path = save({"w": torch.ones(2)}, tmp_path / "plain.pt", "zip")
+    refused(path, "metadata value of 'by' is not valid UTF-8", metadata={"by": "\udcff"})
+    refused(path, "metadata key .* is not valid UTF-8", metadata={"\udcff": "x"})
 
 
 def test_dict_shared_under_many_keys_is_refused(tmp_path: Path) -> None:

@@ -165,6 +165,16 @@ def test_deeply_nested_marks_and_lists(tmp_path: Path) -> None:
     assert report.exit_code(Severity.HIGH) in (0, 1)
 
 
+def test_npy_header_with_an_unhashable_key_is_malformed(tmp_path: Path) -> None:
+    header = b"{[1]: 2, 'descr': '<f8', 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    target = tmp_path / "bad.npy"
+    target.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(8))
+    report = scan_paths([target])
+    assert {f.rule_id for f in report.findings} >= {"MODEL-NUMPY-MALFORMED"}
+    assert [e.message for e in report.errors] == [".npy header does not parse"]
+
+
 def test_empty_and_tiny_files(tmp_path: Path) -> None:
     for i, data in enumerate(
         [b"", b".", b"\x80", b"\x80\x05", b"PK", b"\x93NUMPY", b"GGUF", b"\x1f\x8b"]

@@ -44,7 +44,7 @@ from secmlops.findings import Severity
 
 __all__ = ["ConversionResult", "SharedGroup", "convert_to_safetensors"]
 
-_CHUNK: Final = 8 * 2**20  # a multiple of every element size, so byte swaps never split an element
+_CHUNK: Final = 8 * 2**20  # bytes per read; inflated blocks may be any length
 _BUFFERS: Final = 3  # chunks in flight between the sweep and the SHA-256 helper thread
 _MAX_PICKLE_BYTES: Final = 2**30  # state-dict pickles are kilobytes to a few hundred megabytes
 _FIRST_HEAD: Final = 2**20
@@ -52,6 +52,12 @@ _MAX_HEADER_BYTES: Final = 100_000_000  # what safetensors accepts
 _MAX_NUMPY_DIMS: Final = 64
 _MAX_DIMS: Final = 4096
 _MAX_METADATA_VALUE: Final = 4096
+# Expansion bounds, the scanner's own (`Limits.max_ratio`, and the 16 MiB floor of its zip
+# checks): a deflated record may declare at most this many times its compressed size, and the
+# tensors written at most this many times the source file. Real checkpoints stay far below;
+# a broadcast view or a lying zip header would otherwise turn a tiny file into gigabytes.
+_MAX_RATIO: Final = 250
+_RATIO_FLOOR: Final = 16 * 2**20
 _LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL: Final = 1001
 _ZIP_LOCAL_MAGIC: Final = b"PK\x03\x04"
@@ -1262,6 +1268,15 @@ def _region(source: _Source, info: zipfile.ZipInfo) -> _Region:
         if info.compress_size != info.file_size:
             raise ConvertError(f"{source.path}: inconsistent sizes for stored record {label}")
         return _Region(label, start, info.file_size, None, info.CRC)
+    # The declared size is all that bounds the buffers sized from it, so it must be plausible
+    # for the compressed bytes that are really there.
+    if info.file_size > max(_RATIO_FLOOR, _MAX_RATIO * info.compress_size):
+        raise ConvertError(
+            f"{source.path}: record {label} declares {info.file_size} bytes from "
+            f"{info.compress_size} compressed bytes, a ratio over {_MAX_RATIO}:1 "
+            "(a zip bomb or a corrupt size)",
+            hint="re-save the checkpoint with torch.save, which stores records uncompressed",
+        )
     return _Region(label, start, info.file_size, info.compress_size, info.CRC)
 
 
@@ -1408,7 +1423,21 @@ def _add_scalar(selection: _Selection, name: str, value: object, warnings: list[
     if len(text) > _MAX_METADATA_VALUE:
         warnings.append(f"value at {_quote(name)} is too long for metadata and was dropped")
         return
+    # Refused like a name that is not UTF-8: the header is UTF-8 JSON, and dropping the value
+    # or rewriting its lone surrogates would change the checkpoint without a word on the CLI.
+    _require_utf8(text, f"value at {_quote(name)}")
     selection.scalars[name] = text
+
+
+def _require_utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConvertError(
+            f"{what} is not valid UTF-8 (it holds a lone surrogate); "
+            "safetensors metadata must be UTF-8",
+            hint="replace the value with valid text before saving the checkpoint",
+        ) from None
 
 
 def _count_tensors(value: object, selection: _Selection) -> int:
@@ -1454,6 +1483,7 @@ def _plan(
     selection: _Selection,
     user_metadata: Mapping[str, str] | None,
     max_bytes: int,
+    source_size: int,
     warnings: list[str],
 ) -> _Plan:
     # Same view of the same storage => one tensor, like safetensors' _remove_duplicate_names:
@@ -1491,6 +1521,14 @@ def _plan(
         raise ConvertError(
             f"the tensors total {offset} bytes, over the limit of {max_bytes}",
             hint="raise max_bytes if this checkpoint is expected to be that large",
+        )
+    if offset > max(_RATIO_FLOOR, _MAX_RATIO * source_size):
+        # Only broadcast (stride 0) or overlapping views, or extreme deflate ratios, get here:
+        # every other tensor is at most the bytes it was read from.
+        raise ConvertError(
+            f"the tensors total {offset} bytes from a {source_size}-byte file, over "
+            f"{_MAX_RATIO} times its size (broadcast views are written out in full)",
+            hint="save .contiguous() copies of expanded tensors if they are really meant",
         )
     header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
     for entry in entries:
@@ -1711,8 +1749,11 @@ class _Writer:
         region = self.checkpoint.regions[tensor.storage.root]
         swap = self.checkpoint.big_endian and tensor.dtype.swap_unit > 1
         target = base + entry.begin
-        for chunk in self.source.chunks(region, tensor.start, tensor.nbytes):
-            _write_at(out, target, _little_endian(chunk, tensor.dtype) if swap else chunk)
+        chunks = self.source.chunks(region, tensor.start, tensor.nbytes)
+        if swap:
+            chunks = _little_endian_stream(chunks, tensor.dtype.swap_unit)
+        for chunk in chunks:
+            _write_at(out, target, chunk)
             target += len(chunk)
             self.done += len(chunk)
             self._report()
@@ -1737,19 +1778,17 @@ class _Writer:
                 f"tensor {_quote(entry.name)} is a non-contiguous view with {len(dims)} "
                 f"dimensions larger than 1; at most {_MAX_NUMPY_DIMS} are supported"
             )
+        # Grown as data arrives, never sized up front: a record that ends early (or lies
+        # about its size) fails after allocating only what it really held.
+        span = bytearray()
         try:
-            span = bytearray(tensor.span)
+            for chunk in self.source.chunks(region, tensor.start, tensor.span):
+                span += chunk
         except MemoryError:
             raise ConvertError(
                 f"not enough memory to read non-contiguous tensor {_quote(entry.name)} "
                 f"({tensor.span} bytes)"
             ) from None
-        view = memoryview(span)
-        position = 0
-        for chunk in self.source.chunks(region, tensor.start, tensor.span):
-            view[position : position + len(chunk)] = chunk
-            position += len(chunk)
-        view.release()
         item = tensor.dtype.itemsize
         strided = np.lib.stride_tricks.as_strided(
             np.frombuffer(span, dtype=np.dtype((np.void, item))),
@@ -1811,6 +1850,28 @@ def _little_endian(chunk: memoryview, dtype: _DType) -> memoryview:
     unit = dtype.swap_unit
     values = np.frombuffer(chunk, dtype=np.dtype(f"u{unit}"))
     return values.byteswap().data.cast("B")
+
+
+def _little_endian_stream(chunks: Iterator[memoryview], unit: int) -> Iterator[memoryview]:
+    """Byte-swap a stream of `unit`-byte values whose chunks may end anywhere (inflated blocks
+    do): the bytes of a value split between chunks are carried over and swapped whole."""
+    carry = bytearray()
+    for chunk in chunks:
+        if carry:
+            take = min(unit - len(carry), len(chunk))
+            carry += chunk[:take]
+            chunk = chunk[take:]
+            if len(carry) < unit:
+                continue
+            yield memoryview(bytes(carry[::-1]))
+            carry = bytearray()
+        whole = len(chunk) - len(chunk) % unit
+        if whole:
+            values = np.frombuffer(chunk[:whole], dtype=np.dtype(f"u{unit}"))
+            yield values.byteswap().data.cast("B")
+        carry += chunk[whole:]
+    if carry:  # cannot happen: tensors hold whole elements, and units divide element sizes
+        raise ConvertError(f"{len(carry)} bytes left over after byte-swapping a tensor")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1896,7 +1957,7 @@ def convert_to_safetensors(
                 f"Python attributes on {checkpoint.context.dropped_state} tensor(s) or "
                 "parameter(s) were dropped"
             )
-        plan = _plan(selection, user_metadata, max_bytes, warnings)
+        plan = _plan(selection, user_metadata, max_bytes, src.size, warnings)
         writer = _Writer(src, checkpoint, plan, progress, warnings)
         temp, written = _write_temporary(out, writer)
         if src.identity() != before:
@@ -1927,6 +1988,9 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
         return {}
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise ConvertError("metadata keys and values must be strings")
+    for key, value in metadata.items():
+        _require_utf8(key, f"metadata key {_quote(key)}")
+        _require_utf8(value, f"metadata value of {_quote(key)}")
     return dict(metadata)
 
 

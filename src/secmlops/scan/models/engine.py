@@ -7,6 +7,7 @@ may (a pickle with a zip appended is both). Formats are decided from bytes, neve
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -204,6 +205,12 @@ class ScanContext:
         self._workdir = workdir  # None: a private folder, made when first needed
         self._own_workdir = False
         self.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
+        self.seen: set[bytes] = set()  # digests of the nested content already scanned
+
+    def next_file(self) -> None:
+        """Fresh limits for the next top-level file."""
+        self.budget = ExpansionBudget(self.settings.limits.max_expanded_bytes)
+        self.seen.clear()
 
     @property
     def workdir(self) -> Path:
@@ -286,6 +293,16 @@ class ScanContext:
             )
             self.incomplete(blob.location, "nesting limit reached")
             return
+        if blob.size <= CHILD_IN_MEMORY and blob.allowlist is None:
+            # The same bytes nested again (a pickle that loads one payload 64 times at every
+            # level, zip entries that all point at one member) get the same verdict: scanning
+            # each copy would cost (copies ** depth). Its first place is where it is reported.
+            with blob.open() as f:
+                key = hashlib.blake2b(f.read(), digest_size=16).digest()
+            key += os.path.splitext(blob.name)[1].lower().encode()  # the name can matter too
+            if key in self.seen:
+                return
+            self.seen.add(key)
         scan_blob(blob, self)
 
 
@@ -401,7 +418,7 @@ def _scan_files(
     ctx = ScanContext(report, settings, SCANNERS)
     try:
         for done, path in enumerate(files, start=1):
-            ctx.budget = ExpansionBudget(settings.limits.max_expanded_bytes)
+            ctx.next_file()
             st = _stat(path, settings.follow_symlinks)
             if st is None:
                 report.files_skipped += 1  # vanished, or a dangling link being followed

@@ -333,6 +333,7 @@ class _Machine:
         self.proto = 0
         self.pending_array: Instance | None = None  # joblib array data follows this opcode
         self.start = reader.pos()  # a nested joblib pickle starts inside the outer stream
+        self._walked: dict[int, tuple[Any, ...] | list[Any]] = {}  # containers `use` has seen
 
     # -- stack helpers -------------------------------------------------------------------------
     def pop(self) -> Any:
@@ -369,6 +370,14 @@ class _Machine:
                 entry.count += 1
                 entry.use = max(entry.use, use)
         elif isinstance(value, (tuple, list)):
+            # Each container is walked once per stream: its items are always used as references,
+            # so a second walk adds nothing, and memo-shared tuples (t = (t', t'), 60 levels
+            # deep) would otherwise cost 2**60 steps. Items added to a list later (APPEND,
+            # APPENDS) are used when they are added. The container is kept so that its id is
+            # never reused by a later object while this machine runs.
+            if id(value) in self._walked:
+                return
+            self._walked[id(value)] = value
             for item in value:
                 self.use(item, _REF)
 

@@ -21,7 +21,14 @@ from typing import IO, Any
 from secmlops.errors import ScanError
 from secmlops.findings import Location
 from secmlops.scan.models import rules
-from secmlops.scan.models.engine import CHILD_IN_MEMORY, Blob, ScanContext, SliceFile, slice_blob
+from secmlops.scan.models.engine import (
+    CHILD_IN_MEMORY,
+    Blob,
+    Limits,
+    ScanContext,
+    SliceFile,
+    slice_blob,
+)
 from secmlops.scan.models.formats.torch import ZIP_INFOS
 from secmlops.scan.models.formats.torch_legacy import LEGACY_LAYOUTS, scan_legacy_member
 
@@ -55,6 +62,19 @@ def _traversal(ctx: ScanContext, blob: Blob, member: str, why: str) -> None:
 def _bomb(ctx: ScanContext, location: Location, message: str, evidence: dict[str, Any]) -> None:
     ctx.emit(rules.ARCHIVE_BOMB.finding(location, message, evidence))
     ctx.incomplete(location, "content beyond the expansion limits was not scanned")
+
+
+def _declared_bomb(info: zipfile.ZipInfo, limits: Limits) -> bool:
+    """Does the member declare more than its compressed bytes could expand to?"""
+    return info.file_size > 16 * CHUNK and info.file_size > limits.max_ratio * max(
+        info.compress_size, 1
+    )
+
+
+def _ratio_message(info: zipfile.ZipInfo, ctx: ScanContext) -> str:
+    return (
+        f"declared ratio {info.file_size}/{info.compress_size} exceeds {ctx.limits.max_ratio:g}:1"
+    )
 
 
 def expand_stream(
@@ -165,15 +185,32 @@ class ZipScanner:
             torch_prefixes = {
                 i.filename.split("/", 1)[0] for i in infos if i.filename.endswith("/data.pkl")
             }
+            members: set[tuple[int, int, int, int]] = set()
             for info in infos:
                 if info.is_dir():
                     continue
+                read_as = (
+                    info.header_offset,
+                    info.compress_type,
+                    info.compress_size,
+                    info.file_size,
+                )
+                if read_as in members:
+                    continue  # another directory entry that reads the same bytes the same way
+                members.add(read_as)
                 if (
                     torch_prefixes
                     and TORCH_STORAGE_RECORD.match(info.filename)
                     and (info.filename.split("/", 1)[0] in torch_prefixes)
                 ):
-                    continue  # raw tensor bytes: PyTorch never unpickles storage records
+                    # Raw tensor bytes: PyTorch never unpickles storage records. A record that
+                    # declares far more than its compressed bytes can hold is still a bomb for
+                    # the loader (and for `convert`).
+                    if _declared_bomb(info, ctx.limits):  # a finding: nothing here goes unscanned
+                        ctx.emit(rules.ARCHIVE_BOMB.finding(
+                            blob.location.child(info.filename), _ratio_message(info, ctx),
+                            {"declared": info.file_size, "compressed": info.compress_size}))  # fmt: skip
+                    continue
                 native = info.filename.split("/", 1)[0] in torchscript
                 self._member(blob, ctx, f, info, torchscript=native)
 
@@ -242,11 +279,8 @@ class ZipScanner:
             )
         if data_start + info.compress_size > blob.size:
             raise ScanError(f"member {info.filename!r} extends past the end of the file")
-        if info.file_size > 16 * CHUNK and info.file_size > ctx.limits.max_ratio * max(
-            info.compress_size, 1
-        ):
-            _bomb(ctx, location, f"declared ratio {info.file_size}/{info.compress_size} "
-                  f"exceeds {ctx.limits.max_ratio:g}:1", {"declared": info.file_size,
+        if _declared_bomb(info, ctx.limits):
+            _bomb(ctx, location, _ratio_message(info, ctx), {"declared": info.file_size,
                   "compressed": info.compress_size})  # fmt: skip
             return
         if info.compress_type == zipfile.ZIP_STORED:
@@ -255,6 +289,9 @@ class ZipScanner:
                 f.seek(data_start)
                 child = ctx.child_blob(blob, info.filename, f.read(info.compress_size))
             else:
+                if not ctx.budget.take(info.compress_size):  # overlapping stored members
+                    _bomb(ctx, location, "stored members exceed the size budget", {})
+                    return
                 child = slice_blob(blob, info.filename, data_start, info.compress_size)
             if torchscript:
                 child.allowlist = ctx.allowlist.for_torchscript()
@@ -270,7 +307,11 @@ class ZipScanner:
             raw = SliceFile(blob.open, data_start, info.compress_size)
             props = raw.read(4)
             psize = struct.unpack("<H", props[2:4])[0] if len(props) == 4 else 0
-            filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, raw.read(psize))  # type: ignore[attr-defined]
+            try:
+                filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, raw.read(psize))  # type: ignore[attr-defined]
+            except lzma.LZMAError as exc:
+                raw.close()
+                raise ScanError(f"member {info.filename!r}: bad LZMA properties: {exc}") from exc
             makers[zipfile.ZIP_LZMA] = lambda: lzma.LZMADecompressor(
                 lzma.FORMAT_RAW, filters=[filt]
             )

@@ -40,7 +40,8 @@ class NpyScanner:
             raw = f.read(hlen)
         try:
             header = ast.literal_eval(raw.decode("latin-1" if major < 3 else "utf-8"))
-        except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            # TypeError: a literal dict with an unhashable key ({[1]: 2, ...})
             ctx.emit(rules.NUMPY_MALFORMED.finding(blob.location, ".npy header does not parse"))
             ctx.fail(blob.location, ".npy header does not parse")
             return
