@@ -175,10 +175,13 @@ def convert(
 
     out = output or path.with_suffix(".safetensors")
     result = convert_to_safetensors(path, out, max_bytes=int(max_gb * 2**30))
-    if not quiet:
-        from rich.console import Console
+    from rich.console import Console
 
-        Console(stderr=True).print(
+    err = Console(stderr=True, highlight=False)
+    for warning in result.warnings:  # shown even with --quiet: each says what was changed
+        err.print(f"warning: {warning}", soft_wrap=True, markup=False)
+    if not quiet:
+        err.print(
             f"wrote {out} ({len(result.tensor_names)} tensors, {result.bytes_written} bytes, "
             f"{result.seconds:.2f}s)"
         )

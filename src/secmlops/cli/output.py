@@ -60,9 +60,10 @@ def print_error(exc: Error) -> None:
     from rich.console import Console
 
     err = Console(stderr=True, highlight=False)
-    err.print(f"[bold red]error:[/] {exc.message}")
+    # soft_wrap: one line whatever the terminal's width (scripts grep it; the contract says one)
+    err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
     if exc.hint:
-        err.print(f"hint: {exc.hint}")
+        err.print(f"hint: {exc.hint}", soft_wrap=True)
 
 
 def gate(reports: Sequence[Report], fail_on: Severity) -> int:

@@ -1191,3 +1191,18 @@ def test_with_the_real_scanner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     hostile = rezip(tmp_path / "good-zip.pt", tmp_path / "hostile.pt", {"data.pkl": payload})
     refused(hostile, "system")  # stopped by the scanner, or else by the converter
     assert not marker.exists()
+
+
+def test_the_command_line_shows_what_was_changed_even_when_quiet(tmp_path: Path) -> None:
+    from tests.cli import run_cli
+
+    src = tmp_path / "m.pt"
+    torch.save({"w": torch.arange(4.0), "note": "x" * 5000}, src)
+    for extra in ([], ["--quiet"]):
+        done = run_cli("convert", str(src), "--to", "safetensors", *extra, env={"COLUMNS": "40"})
+        assert done.returncode == 0, done.stderr
+        warning = next(line for line in done.stderr.splitlines() if line.startswith("warning:"))
+        # one line, however narrow the terminal
+        assert "'note'" in warning and warning.endswith("was dropped")
+    refused = run_cli("convert", str(tmp_path / "missing.pt"), env={"COLUMNS": "40"})
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) <= 2, refused.stderr

@@ -175,6 +175,20 @@ def test_npy_header_with_an_unhashable_key_is_malformed(tmp_path: Path) -> None:
     assert [e.message for e in report.errors] == [".npy header does not parse"]
 
 
+def test_a_stray_zip_signature_does_not_hide_an_unknown_model_file(tmp_path: Path) -> None:
+    target = tmp_path / "weights.npy"  # 20 bytes no reader loads, with "PK\x05\x06" inside
+    target.write_bytes(b"PPK\x03p`e\x93\x94pyPK\x05\x06\x00\x00\x00\x00\x00\x00")
+    assert [f.rule_id for f in scan_paths([target]).findings] == ["MODEL-FORMAT-UNKNOWN"]
+
+
+def test_a_stream_of_many_tiny_pickles_fails_closed(tmp_path: Path) -> None:
+    target = tmp_path / "many.pkl"
+    target.write_bytes(b"N." * 200_000)  # every one loadable by a loader calling load() in a loop
+    report = scan_paths([target])
+    assert report.exit_code(Severity.HIGH) == 2
+    assert "consecutive pickles" in report.errors[0].message
+
+
 def test_empty_and_tiny_files(tmp_path: Path) -> None:
     for i, data in enumerate(
         [b"", b".", b"\x80", b"\x80\x05", b"PK", b"\x93NUMPY", b"GGUF", b"\x1f\x8b"]

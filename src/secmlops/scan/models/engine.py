@@ -166,6 +166,11 @@ def slice_blob(parent: Blob, member: str, start: int, length: int) -> Blob:
     return Blob(location, length, parent.depth + 1, name, opener)
 
 
+class NotThisFormat(Exception):
+    """Raised by a scanner whose sniff matched bytes that turn out not to be its format at all
+    (no reader of that format would load them): the blob counts as unrecognised."""
+
+
 class FormatScanner(Protocol):
     """One model format. Register implementations in `secmlops.scan.models.formats`."""
 
@@ -319,9 +324,11 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         except Exception as exc:  # a sniffer tripped on hostile bytes: not checked, never clean
             ctx.fail(blob.location, f"{scanner.name}: {_failure(exc)}")
             return
-        matched = True
+        was, matched = matched, True
         try:
             scanner.scan(blob, ctx)
+        except NotThisFormat:
+            matched = was  # the sniff was only a hint: the bytes are not this format after all
         except ScanError as exc:
             ctx.fail(blob.location, f"{scanner.name}: {exc.message}")
         except (OSError, EOFError) as exc:

@@ -25,6 +25,7 @@ from secmlops.scan.models.engine import (
     CHILD_IN_MEMORY,
     Blob,
     Limits,
+    NotThisFormat,
     ScanContext,
     SliceFile,
     slice_blob,
@@ -170,7 +171,7 @@ class ZipScanner:
                     infos = zipfile.ZipFile(f).infolist()
                 except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
                     if not blob.head.startswith(b"PK"):
-                        return  # a stray end-of-directory signature inside other data
+                        raise NotThisFormat from exc  # a stray end-of-directory signature
                     raise ScanError(f"unreadable zip: {exc}") from exc
             if len(infos) > ctx.limits.max_members:
                 _bomb(ctx, blob.location, f"{len(infos)} members (limit {ctx.limits.max_members})",

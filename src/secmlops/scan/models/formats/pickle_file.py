@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 
 from secmlops.scan.models import rules
 from secmlops.scan.models.allowlist import load_allowlist
@@ -10,11 +11,24 @@ from secmlops.scan.models.engine import Blob, ScanContext, slice_blob
 from secmlops.scan.models.pickle import (
     PICKLE_START_BYTES,
     NestedLoad,
+    PickleAnalysis,
     findings_for,
     is_pickle_start,
     iter_pickles,
     looks_like_pickle,
 )
+
+MAX_PICKLES_PER_STREAM = 10_000
+
+
+def _closing(analyses: Iterable[PickleAnalysis]) -> Iterator[PickleAnalysis]:
+    """Iterate, then close a generator at once (it seeks its file back, which must be open)."""
+    try:
+        yield from analyses
+    finally:
+        close = getattr(analyses, "close", None)
+        if close is not None:
+            close()
 
 
 class PickleScanner:
@@ -51,7 +65,16 @@ def scan_pickle_stream(blob: Blob, ctx: ScanContext, start: int = 0) -> int:
             if cached is not None
             else iter_pickles(f, blob.size, allowlist, max_ops=ctx.limits.max_pickle_ops)
         )
-        for index, analysis in enumerate(analyses):
+        for index, analysis in enumerate(_closing(analyses)):
+            if index == MAX_PICKLES_PER_STREAM:
+                # Legacy PyTorch files hold five; a stream of thousands of tiny pickles is a
+                # way to make the scan slow (~10 us each), so the rest fails closed.
+                ctx.fail(
+                    blob.location.at_offset(analysis.start),
+                    f"more than {MAX_PICKLES_PER_STREAM} consecutive pickles; the rest of the "
+                    "stream was not checked",
+                )
+                break
             for finding in findings_for(analysis, allowlist, blob.location, index=index):
                 ctx.emit(finding)
             if index == 1:
