@@ -1399,10 +1399,7 @@ def _key(key: object, prefix: str) -> str:
     if not isinstance(key, str):
         raise ConvertError(f"unsupported key type {type(key).__name__} under {_quote(prefix)}")
     name = prefix + key
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConvertError(f"key {_quote(name)} is not valid UTF-8") from None
+    _require_utf8(name, f"key {_quote(name)}")
     if name == "__metadata__":
         raise ConvertError("a tensor named '__metadata__' cannot be stored in safetensors")
     return name

@@ -302,8 +302,12 @@ class ScanContext:
             # The same bytes nested again (a pickle that loads one payload 64 times at every
             # level, zip entries that all point at one member) get the same verdict: scanning
             # each copy would cost (copies ** depth). Its first place is where it is reported.
-            with blob.open() as f:
-                key = hashlib.blake2b(f.read(), digest_size=16).digest()
+            if blob.size <= HEAD_SIZE:
+                content = blob.head  # the whole blob, kept for the sniffers: one read
+            else:
+                with blob.open() as f:
+                    content = f.read()
+            key = hashlib.blake2b(content, digest_size=16).digest()
             key += os.path.splitext(blob.name)[1].lower().encode()  # the name can matter too
             if key in self.seen:
                 return

@@ -65,16 +65,16 @@ def _bomb(ctx: ScanContext, location: Location, message: str, evidence: dict[str
     ctx.incomplete(location, "content beyond the expansion limits was not scanned")
 
 
-def _declared_bomb(info: zipfile.ZipInfo, limits: Limits) -> bool:
-    """Does the member declare more than its compressed bytes could expand to?"""
-    return info.file_size > 16 * CHUNK and info.file_size > limits.max_ratio * max(
+def _declared_bomb(info: zipfile.ZipInfo, limits: Limits) -> tuple[str, dict[str, Any]] | None:
+    """Message and evidence when the member declares more than its compressed bytes could
+    expand to; None when its declared size is plausible."""
+    if info.file_size <= 16 * CHUNK or info.file_size <= limits.max_ratio * max(
         info.compress_size, 1
-    )
-
-
-def _ratio_message(info: zipfile.ZipInfo, ctx: ScanContext) -> str:
+    ):
+        return None
     return (
-        f"declared ratio {info.file_size}/{info.compress_size} exceeds {ctx.limits.max_ratio:g}:1"
+        f"declared ratio {info.file_size}/{info.compress_size} exceeds {limits.max_ratio:g}:1",
+        {"declared": info.file_size, "compressed": info.compress_size},
     )
 
 
@@ -207,10 +207,11 @@ class ZipScanner:
                     # Raw tensor bytes: PyTorch never unpickles storage records. A record that
                     # declares far more than its compressed bytes can hold is still a bomb for
                     # the loader (and for `convert`).
-                    if _declared_bomb(info, ctx.limits):  # a finding: nothing here goes unscanned
-                        ctx.emit(rules.ARCHIVE_BOMB.finding(
-                            blob.location.child(info.filename), _ratio_message(info, ctx),
-                            {"declared": info.file_size, "compressed": info.compress_size}))  # fmt: skip
+                    bomb = _declared_bomb(info, ctx.limits)
+                    if bomb is not None:  # a finding only: nothing here goes unscanned
+                        ctx.emit(
+                            rules.ARCHIVE_BOMB.finding(blob.location.child(info.filename), *bomb)
+                        )
                     continue
                 native = info.filename.split("/", 1)[0] in torchscript
                 self._member(blob, ctx, f, info, torchscript=native)
@@ -280,9 +281,9 @@ class ZipScanner:
             )
         if data_start + info.compress_size > blob.size:
             raise ScanError(f"member {info.filename!r} extends past the end of the file")
-        if _declared_bomb(info, ctx.limits):
-            _bomb(ctx, location, _ratio_message(info, ctx), {"declared": info.file_size,
-                  "compressed": info.compress_size})  # fmt: skip
+        bomb = _declared_bomb(info, ctx.limits)
+        if bomb is not None:
+            _bomb(ctx, location, *bomb)
             return
         if info.compress_type == zipfile.ZIP_STORED:
             if info.compress_size <= CHILD_IN_MEMORY:
